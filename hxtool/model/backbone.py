@@ -1,0 +1,195 @@
+"""Load a frozen HF encoder and attach generated adapters to it with forward hooks.
+
+No model code is copied: adapters go in through hooks on the module that produces each layer's
+feed-forward output (before its residual + LayerNorm), and read their weights from an
+`AdapterContext` set for the current forward pass.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import torch
+from torch import nn
+
+from hxtool.errors import HxError
+from hxtool.model.hypernet import AdapterWeights
+
+# The feed-forward output module per layer, by model type: its output is added to the residual next.
+FFN_OUTPUT = {
+    "bert": ("encoder.layer", "output.dense"),
+    "roberta": ("encoder.layer", "output.dense"),
+    "xlm-roberta": ("encoder.layer", "output.dense"),
+    "electra": ("encoder.layer", "output.dense"),
+    "distilbert": ("transformer.layer", "ffn"),
+}
+
+# Where each supported architecture keeps its pretrained MLM head (transform, LayerNorm, output bias).
+MLM_HEAD_KEYS = {
+    "bert": ("cls.predictions.transform.dense", "cls.predictions.transform.LayerNorm", "cls.predictions.bias"),
+    "roberta": ("lm_head.dense", "lm_head.layer_norm", "lm_head.bias"),
+    "xlm-roberta": ("lm_head.dense", "lm_head.layer_norm", "lm_head.bias"),
+    "distilbert": ("vocab_transform", "vocab_layer_norm", "vocab_projector.bias"),
+}
+
+
+def quiet_transformers() -> None:
+    """Transformers' load reports and progress bars would drown hxtool's own output."""
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+
+
+@dataclass
+class Backbone:
+    encoder: nn.Module
+    tokenizer: object
+    model_type: str
+    name: str  # as the user gave it
+    path: str  # what transformers loaded (a local folder after resolution)
+    fingerprint: str  # revision or hash of the weights, to check checkpoints against
+    mlm_head_state: dict[str, torch.Tensor] | None  # transform/LayerNorm/bias of the base's own MLM head
+
+    @property
+    def hidden_size(self) -> int:
+        return self.encoder.config.hidden_size if hasattr(self.encoder.config, "hidden_size") else self.encoder.config.dim
+
+    @property
+    def num_layers(self) -> int:
+        return len(ffn_output_modules(self.encoder, self.model_type))
+
+    @property
+    def input_embeddings(self) -> nn.Embedding:
+        return self.encoder.get_input_embeddings()
+
+
+def weights_fingerprint(path: str) -> str:
+    """A stable identity for a base model: the hub revision, else sha256 of its weight files."""
+    folder = Path(path)
+    if not folder.is_dir():
+        return path
+    digest = hashlib.sha256()
+    weight_files = sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin") and p.is_file())
+    for file in weight_files:
+        digest.update(file.name.encode())
+        with open(file, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 22), b""):
+                digest.update(block)
+    return "sha256:" + digest.hexdigest()
+
+
+def _mlm_head_state(model: nn.Module, model_type: str, missing: set[str]) -> dict[str, torch.Tensor] | None:
+    keys = MLM_HEAD_KEYS.get(model_type)
+    if keys is None:
+        return None
+    dense, norm, bias = keys
+    if any(k.startswith(dense) or k.startswith(norm) or k == bias for k in missing):
+        return None  # the base was saved without its MLM head (e.g. multilingual-e5-small)
+    state = model.state_dict()
+    return {
+        "transform.weight": state[f"{dense}.weight"].clone(),
+        "transform.bias": state[f"{dense}.bias"].clone(),
+        "norm.weight": state[f"{norm}.weight"].clone(),
+        "norm.bias": state[f"{norm}.bias"].clone(),
+        "bias": state[bias].clone(),
+    }
+
+
+def load_backbone(name_or_path: str, device: str | torch.device = "cpu") -> Backbone:
+    """Load tokenizer and encoder (by hub name or local path), frozen, with the base's MLM head if any."""
+    from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokenizer
+
+    from hxtool.model.tiny import resolve_tiny
+    from hxtool.offline_base import offline_hint, resolve_base_model
+
+    quiet_transformers()
+    path = resolve_tiny(resolve_base_model(name_or_path))
+    try:
+        config = AutoConfig.from_pretrained(path)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except OSError as exc:
+        hint = "" if Path(path).exists() else " " + offline_hint(name_or_path)
+        raise HxError(f"cannot load base model {name_or_path!r}: {str(exc).splitlines()[0]}{hint}") from None
+    model_type = config.model_type
+    if model_type not in FFN_OUTPUT:
+        raise HxError(
+            f"base model type {model_type!r} is not supported (supported: {', '.join(sorted(FFN_OUTPUT))})"
+        )
+    head_state = None
+    if model_type in MLM_HEAD_KEYS:
+        mlm_model, info = AutoModelForMaskedLM.from_pretrained(path, output_loading_info=True)
+        head_state = _mlm_head_state(mlm_model, model_type, set(info["missing_keys"]))
+        encoder = mlm_model.base_model
+    else:
+        encoder = AutoModel.from_pretrained(path)
+    encoder.to(device)
+    encoder.eval()
+    for param in encoder.parameters():
+        param.requires_grad_(False)
+    revision = getattr(config, "_commit_hash", None)
+    fingerprint = revision or weights_fingerprint(path)
+    return Backbone(encoder, tokenizer, model_type, name_or_path, path, fingerprint, head_state)
+
+
+def ffn_output_modules(encoder: nn.Module, model_type: str) -> list[nn.Module]:
+    layers_path, ffn_path = FFN_OUTPUT[model_type]
+    layers = encoder.get_submodule(layers_path)
+    return [layer.get_submodule(ffn_path) for layer in layers]
+
+
+def layernorm_parameters(encoder: nn.Module) -> dict[str, nn.Parameter]:
+    """Every LayerNorm weight and bias of the base model, by its name in the encoder."""
+    found = {}
+    for module_name, module in encoder.named_modules():
+        if isinstance(module, nn.LayerNorm):
+            for param_name, param in module.named_parameters(recurse=False):
+                found[f"{module_name}.{param_name}"] = param
+    return found
+
+
+class AdapterContext:
+    """Which generated adapters the hooks apply during the current forward pass (none: bare encoder)."""
+
+    def __init__(self) -> None:
+        self.weights: AdapterWeights | None = None
+
+    @contextlib.contextmanager
+    def use(self, weights: AdapterWeights | None) -> Iterator[None]:
+        previous, self.weights = self.weights, weights
+        try:
+            yield
+        finally:
+            self.weights = previous
+
+
+def attach_adapters(encoder: nn.Module, model_type: str, context: AdapterContext) -> list:
+    """Register one forward hook per layer; each adds that layer's generated bottleneck adapter."""
+
+    def make_hook(layer: int):
+        def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor | None:
+            weights = context.weights
+            if weights is None:
+                return None
+            hidden = torch.relu(torch.matmul(output, weights.down[layer]) + weights.down_bias[layer])
+            return output + torch.matmul(hidden, weights.up[layer]) + weights.up_bias[layer]
+
+        return hook
+
+    modules = ffn_output_modules(encoder, model_type)
+    return [module.register_forward_hook(make_hook(i)) for i, module in enumerate(modules)]
+
+
+def default_device(requested: str | None) -> str:
+    if requested:
+        if requested.startswith("cuda") and not torch.cuda.is_available():
+            raise HxError("--device cuda was asked for, but torch sees no CUDA device")
+        return requested
+    return os.environ.get("HXTOOL_DEVICE", "cpu")

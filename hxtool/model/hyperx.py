@@ -1,0 +1,140 @@
+"""HyperX: the frozen encoder, the hypernetwork that writes its adapters, and the task heads.
+
+The hypernetwork lives outside the HF `PreTrainedModel`, so transformers' initialisation and
+`from_pretrained` never touch it; only the tensors listed by `learned_state_dict` are saved.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from hxtool.config import HyperConfig
+from hxtool.data.batches import IGNORE, MlmBatch, TagBatch
+from hxtool.errors import CheckpointError
+from hxtool.model.backbone import AdapterContext, Backbone, attach_adapters, layernorm_parameters
+from hxtool.model.heads import MlmHead, TaggingHead
+from hxtool.model.hypernet import AdapterWeights, HyperNetwork
+from hxtool.registry import Registry
+
+ENCODER_PREFIX = "encoder."
+
+
+class HyperX(nn.Module):
+    def __init__(self, backbone: Backbone, config: HyperConfig, registry: Registry) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.config = config
+        self.registry = registry
+        self.encoder = backbone.encoder
+        self.context = AdapterContext()
+        self._hooks = attach_adapters(self.encoder, backbone.model_type, self.context)
+        hidden = backbone.hidden_size
+        self.hypernet = HyperNetwork(len(registry.tasks), len(registry.languages), backbone.num_layers,
+                                     hidden, config)
+        self.heads = nn.ModuleDict({
+            task.name: TaggingHead(hidden, len(task.labels), config.head_dropout)
+            for task in registry.tasks if not task.is_mlm
+        })
+        eps = next((m.eps for m in self.encoder.modules() if isinstance(m, nn.LayerNorm)), 1e-12)
+        self.mlm_head = MlmHead(hidden, backbone.input_embeddings.weight.shape[0], eps)
+        if backbone.mlm_head_state is not None:
+            self.mlm_head.load_base_head(backbone.mlm_head_state)
+        self.encoder_norms = layernorm_parameters(self.encoder)
+
+    @property
+    def device(self) -> torch.device:
+        return self.mlm_head.bias.device
+
+    # --- adapters -------------------------------------------------------------------------
+    def adapters(self, task: str, lang: str | int) -> AdapterWeights:
+        """All layers' adapters for one (task, language), from one pass through the hypernetwork."""
+        lang_index = lang if isinstance(lang, int) else self.registry.lang_index(lang)
+        return self.hypernet(self.registry.task_index(task), lang_index)
+
+    # --- forward passes -------------------------------------------------------------------
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+               adapters: AdapterWeights | None) -> torch.Tensor:
+        with self.context.use(adapters):
+            return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    def word_states(self, batch: TagBatch, adapters: AdapterWeights | None, pooling: str = "first") -> torch.Tensor:
+        states = self.encode(batch.input_ids, batch.attention_mask, adapters)
+        if pooling == "first":
+            index = batch.word_start.unsqueeze(-1).expand(-1, -1, states.shape[-1])
+            return torch.gather(states, 1, index)
+        # Mean over each word's pieces, through a [B, W, T] averaging matrix.
+        positions = torch.arange(states.shape[1], device=states.device)
+        inside = (positions >= batch.word_start.unsqueeze(-1)) & (positions < batch.word_end.unsqueeze(-1))
+        weights = inside.float() / inside.sum(-1, keepdim=True).clamp(min=1)
+        return torch.bmm(weights, states)
+
+    def tag_logits(self, task: str, batch: TagBatch, adapters: AdapterWeights | None,
+                   pooling: str = "first") -> torch.Tensor:
+        return self.heads[task](self.word_states(batch, adapters, pooling))
+
+    def tagging_loss(self, task: str, batch: TagBatch, adapters: AdapterWeights, pooling: str = "first") -> torch.Tensor:
+        logits = self.tag_logits(task, batch, adapters, pooling)
+        return F.cross_entropy(logits.flatten(0, 1), batch.labels.flatten(), ignore_index=IGNORE)
+
+    def mlm_loss(self, batch: MlmBatch, adapters: AdapterWeights) -> torch.Tensor:
+        states = self.encode(batch.input_ids, batch.attention_mask, adapters)
+        masked = batch.labels != IGNORE
+        logits = self.mlm_head(states[masked], self.backbone.input_embeddings.weight)
+        return F.cross_entropy(logits, batch.labels[masked])
+
+    # --- what trains and what is saved ------------------------------------------------------
+    def set_trainable(self, what: str, lang: str | None = None) -> list[nn.Parameter]:
+        """Freeze everything, then unfreeze one group and return its parameters.
+
+        "all": hypernetwork, heads, MLM head and (if configured) the base model's LayerNorms;
+        "heads": the tagging heads; "lang": the row of `lang` (trained as a free parameter).
+        """
+        for param in self.parameters():
+            param.requires_grad_(False)
+        params: list[nn.Parameter] = []
+        if what in ("all", "heads"):
+            groups = [self.heads] if what == "heads" else [self.hypernet, self.heads, self.mlm_head]
+            for group in groups:
+                params.extend(group.parameters())
+            if what == "all" and self.config.train_layernorms:
+                params.extend(self.encoder_norms.values())
+        elif what == "lang":
+            params.append(self.hypernet.embeddings.row)
+        else:
+            raise ValueError(what)
+        for param in params:
+            param.requires_grad_(True)
+        return params
+
+    def learned_state_dict(self) -> dict[str, torch.Tensor]:
+        state = {f"hypernet.{k}": v for k, v in self.hypernet.state_dict().items()}
+        state.update({f"heads.{k}": v for k, v in self.heads.state_dict().items()})
+        state.update({f"mlm_head.{k}": v for k, v in self.mlm_head.state_dict().items()})
+        if self.config.train_layernorms:
+            state.update({ENCODER_PREFIX + k: v.data for k, v in self.encoder_norms.items()})
+        return {k: v.detach() for k, v in state.items()}
+
+    def load_learned_state(self, state: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
+        """Load exactly the expected tensors; refuse missing, unexpected, mis-shaped or mis-typed ones."""
+        expected = self.learned_state_dict()
+        missing = sorted(set(expected) - set(state))
+        unexpected = sorted(set(state) - set(expected))
+        if missing or unexpected:
+            parts = []
+            if missing:
+                parts.append(f"missing tensors {', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}")
+            if unexpected:
+                parts.append(f"unexpected tensors {', '.join(unexpected[:5])}{' …' if len(unexpected) > 5 else ''}")
+            raise CheckpointError(f"{source}: {'; '.join(parts)}")
+        for name, tensor in state.items():
+            want = expected[name]
+            if tensor.shape != want.shape or tensor.dtype != want.dtype:
+                raise CheckpointError(
+                    f"{source}: tensor {name} is {tuple(tensor.shape)} {tensor.dtype}, "
+                    f"expected {tuple(want.shape)} {want.dtype}"
+                )
+        with torch.no_grad():
+            for name, tensor in state.items():
+                expected[name].copy_(tensor)

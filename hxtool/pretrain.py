@@ -1,0 +1,90 @@
+"""pretrain-mlm: train the hypernetwork, heads and LayerNorms on labelled tasks plus MLM per language."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from hxtool.config import MLM_TASK, Recipe
+from hxtool.data.align import encode_sentences
+from hxtool.data.corpus import corpus_info
+from hxtool.data.labelled import LabelledData, label_ids, label_list, read_labelled
+from hxtool.data.sources import MlmStream, TaggingStream
+from hxtool.errors import HxError
+from hxtool.model.backbone import load_backbone
+from hxtool.model.hyperx import HyperX
+from hxtool.registry import LanguageInfo, Registry, TaskInfo, check_language_code
+from hxtool.session import new_meta, save_model
+from hxtool.tagging import predict_tags, score_tags
+from hxtool.train import TrainResult, count_parameters, train
+
+
+@dataclass
+class PretrainReport:
+    output: Path
+    result: TrainResult
+    trainable: int
+    dev_scores: dict[str, float]
+
+
+def build_registry(recipe: Recipe, labelled: dict[tuple[str, str], LabelledData]) -> Registry:
+    tasks = [TaskInfo(MLM_TASK)]
+    for task in dict.fromkeys(src.task for src in recipe.data):
+        tasks.append(TaskInfo(task, label_list(task, [d for (t, _), d in labelled.items() if t == task])))
+    languages = []
+    for code in recipe.languages:
+        check_language_code(code)
+        corpus = next((src.corpus for src in recipe.mlm if src.lang == code), None)
+        info = corpus_info(corpus) if corpus is not None else None
+        languages.append(LanguageInfo(
+            code=code, source="recipe",
+            corpus={"path": str(corpus), "sha256": info.sha256, "lines": info.lines} if info else None,
+            labelled=[src.task for src in recipe.data if src.lang == code],
+        ))
+    return Registry(tasks, languages)
+
+
+def pretrain(recipe: Recipe, output: Path, device: str = "cpu", quiet: bool = False) -> PretrainReport:
+    pairs = [(src.task, src.lang) for src in recipe.data] + [(MLM_TASK, src.lang) for src in recipe.mlm]
+    duplicates = {p for p in pairs if pairs.count(p) > 1}
+    if duplicates:
+        raise HxError(f"the recipe lists {sorted(duplicates)[0]} more than once")
+    labelled = {(src.task, src.lang): read_labelled(src.task, src.train, src.format) for src in recipe.data}
+    dev = {(src.task, src.lang): read_labelled(src.task, src.dev, src.format) for src in recipe.data if src.dev}
+    registry = build_registry(recipe, labelled)
+    backbone = load_backbone(recipe.base_model, device)
+    model = HyperX(backbone, recipe.model, registry).to(device)
+    cfg = recipe.train
+    tokenizer = backbone.tokenizer
+    streams: list = []
+    for (task, lang), data in labelled.items():
+        chunks = encode_sentences(tokenizer, data.words, cfg.max_length, label_ids(data, registry.task(task).labels))
+        streams.append(TaggingStream(task, lang, chunks, cfg.batch_size, tokenizer.pad_token_id, cfg.seed))
+    for src in recipe.mlm:
+        lines = registry.language(src.lang).corpus["lines"]
+        streams.append(MlmStream(src.lang, src.corpus, lines, tokenizer, cfg.batch_size, cfg.max_length,
+                                 cfg.mlm_probability, cfg.seed))
+
+    snapshots: list[dict[str, float]] = []  # dev scores of every evaluation, in order
+
+    def evaluate() -> float:
+        scores = {}
+        for (task, lang), data in dev.items():
+            predicted = predict_tags(model, task, lang, data.words, pooling=cfg.pooling)
+            scores[f"{task}/{lang}"] = score_tags(task, data.tags, predicted).value
+        snapshots.append(scores)
+        return sum(scores.values()) / len(scores)
+
+    params = model.set_trainable("all")
+    result = train(model, streams, params, cfg, evaluate=evaluate if dev else None,
+                   description="pretrain-mlm", quiet=quiet)
+    best = max(range(len(snapshots)), key=lambda i: result.evaluations[i][1]) if snapshots else None
+    dev_scores = snapshots[best] if best is not None else {}
+    for lang in registry.languages:
+        lang.steps = sum(n for (_, code), n in result.steps_per_pair.items() if code == lang.code)
+    meta = new_meta(model)
+    event = {"command": "pretrain-mlm", "recipe": str(recipe.path), "steps": result.steps,
+             "train": dataclasses.asdict(cfg), "best_step": result.best_step, "dev": dict(dev_scores)}
+    save_model(model, meta, output, event)
+    return PretrainReport(output, result, count_parameters(params), dev_scores)

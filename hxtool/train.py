@@ -1,0 +1,113 @@
+"""One training loop for every command: temperature-sampled homogeneous batches, warm-up and
+linear decay (or a constant rate), periodic evaluation and keeping the best weights."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator
+
+import torch
+from torch import nn
+
+from hxtool.config import MLM_TASK, TrainConfig
+from hxtool.data.batches import MlmBatch, TagBatch
+from hxtool.data.sampling import TemperatureSampler
+from hxtool.model.hyperx import HyperX
+from hxtool.progress import training_progress
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    final_loss: float
+    best_score: float | None = None
+    best_step: int | None = None
+    steps_per_pair: dict[tuple[str, str], int] = field(default_factory=dict)
+    evaluations: list[tuple[int, float]] = field(default_factory=list)
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def train(model: HyperX, streams: list, params: list[nn.Parameter], config: TrainConfig, *,
+          lang_override: dict[str, int] | None = None, evaluate: Callable[[], float] | None = None,
+          description: str = "training", quiet: bool = False) -> TrainResult:
+    """Train `params` on batches drawn from `streams` (each with `.pair`, `.size` and iteration).
+
+    `lang_override` maps a language code to a hypernetwork row index that the registry does not know
+    yet (a language being added). With `evaluate`, the best-scoring weights are restored at the end.
+    """
+    from transformers import get_constant_schedule, get_linear_schedule_with_warmup
+
+    seed_everything(config.seed)
+    device = model.device
+    sampler = TemperatureSampler([s.pair for s in streams], [s.size for s in streams], config.temperature,
+                                 config.seed)
+    iterators: dict[tuple[str, str], Iterator] = {s.pair: iter(s) for s in streams}
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    if config.decay:
+        warmup = int(config.warmup * config.steps)
+        scheduler = get_linear_schedule_with_warmup(optimizer, warmup, config.steps)
+    else:
+        scheduler = get_constant_schedule(optimizer)
+    overrides = lang_override or {}
+    result = TrainResult(steps=0, final_loss=float("nan"))
+    best_state: list[torch.Tensor] | None = None
+    running = None
+
+    def maybe_evaluate(step: int) -> None:
+        nonlocal best_state
+        if evaluate is None:
+            return
+        score = evaluate()
+        model.train()
+        result.evaluations.append((step, score))
+        if result.best_score is None or score > result.best_score:
+            result.best_score, result.best_step = score, step
+            best_state = [p.detach().clone() for p in params]
+
+    model.train()
+    with training_progress(description, config.steps, quiet=quiet) as advance:
+        for step in range(config.steps):
+            task, lang = sampler.sample(step)
+            batch = next(iterators[(task, lang)]).to(device)
+            lang_index = overrides[lang] if lang in overrides else model.registry.lang_index(lang)
+            adapters = model.hypernet(model.registry.task_index(task), lang_index)  # once per batch
+            if task == MLM_TASK:
+                assert isinstance(batch, MlmBatch)
+                loss = model.mlm_loss(batch, adapters)
+            else:
+                assert isinstance(batch, TagBatch)
+                loss = model.tagging_loss(task, batch, adapters, config.pooling)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            value = float(loss.detach())
+            running = value if running is None else 0.95 * running + 0.05 * value
+            result.steps = step + 1
+            result.final_loss = running
+            result.steps_per_pair[(task, lang)] = result.steps_per_pair.get((task, lang), 0) + 1
+            advance(loss=running, pair=f"{task}/{lang}")
+            if config.eval_every and (step + 1) % config.eval_every == 0 and step + 1 < config.steps:
+                maybe_evaluate(step + 1)
+    maybe_evaluate(config.steps)
+    if best_state is not None:
+        with torch.no_grad():
+            for param, value in zip(params, best_state):
+                param.copy_(value)
+    model.eval()
+    return result
+
+
+def count_parameters(params: Iterable[nn.Parameter]) -> int:
+    return sum(p.numel() for p in params)

@@ -1,0 +1,76 @@
+"""Shared fixtures: tiny random encoders and tokenizers built offline, and the --runslow switch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SHARED_DATA = SHARED / "data"
+SHARED_REFERENCE = SHARED / "reference"
+RESOURCES = Path(__file__).parent / "resources"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--runslow", action="store_true", default=False, help="run slow real-model tests")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--runslow"):
+        return
+    skip_slow = pytest.mark.skip(reason="slow: pass --runslow to run")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip_slow)
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is absent")
+    return SHARED_DATA
+
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_RECIPE = REPO / "recipes" / "tiny.toml"
+TINY_DATA = REPO / "recipes" / "tiny"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep built models (tiny-random:*, pypi:*) out of the user's cache unless a test sets its own."""
+    import os
+
+    if "HXTOOL_CACHE" not in os.environ:
+        monkeypatch.setenv("HXTOOL_CACHE", str(tmp_path_factory.getbasetemp() / "hxcache"))
+    monkeypatch.delenv("HXTOOL_CHECKPOINT", raising=False)
+    monkeypatch.delenv("HXTOOL_DATA", raising=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from hxtool.model.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-bert"), "bert")
+
+
+@pytest.fixture(scope="session")
+def pretrained(tmp_path_factory: pytest.TempPathFactory, tiny_bert: Path) -> Path:
+    """A checkpoint pretrained on the tiny recipe (built once; copy it before changing it)."""
+    from hxtool.config import load_recipe
+    from hxtool.pretrain import pretrain
+
+    recipe = load_recipe(TINY_RECIPE)
+    recipe.base_model = str(tiny_bert)
+    folder = tmp_path_factory.mktemp("pretrained") / "ck"
+    pretrain(recipe, folder, quiet=True)
+    return folder
+
+
+@pytest.fixture
+def checkpoint(pretrained: Path, tmp_path: Path) -> Path:
+    """A private copy of the pretrained tiny checkpoint."""
+    import shutil
+
+    return Path(shutil.copytree(pretrained, tmp_path / "ck"))
