@@ -15,7 +15,8 @@ from hxtool.errors import HxError
 from hxtool.model.hyperx import HyperX
 from hxtool.registry import LanguageInfo, check_language_code
 from hxtool.session import save_model
-from hxtool.train import TrainResult, train
+from hxtool.resume import discard_state, resume_dir
+from hxtool.train import Resumable, TrainResult, train
 from hxtool.checkpoint import CheckpointMeta
 
 # A single 64-dim row moves slowly at the pretraining rate; this rate moved it well in our runs.
@@ -40,7 +41,7 @@ def initial_row(model: HyperX, init: str) -> torch.Tensor:
 
 def add_language(model: HyperX, meta: CheckpointMeta, code: str, corpus: Path, output: Path,
                  config: TrainConfig, init: str = "mean", overwrite: bool = False,
-                 quiet: bool = False) -> AddLanguageReport:
+                 quiet: bool = False, save_every: int = 0, resume: bool = False) -> AddLanguageReport:
     check_language_code(code)
     registry = model.registry
     if registry.has_language(code) and not overwrite:
@@ -54,8 +55,11 @@ def add_language(model: HyperX, meta: CheckpointMeta, code: str, corpus: Path, o
     params = model.set_trainable("lang")
     stream = MlmStream(code, Path(corpus), info.lines, model.backbone.tokenizer, config.batch_size,
                        config.max_length, config.mlm_probability, config.seed)
+    signature = {"command": "add-language", "lang": code, "corpus": info.sha256, "init": init,
+                 "train": dataclasses.asdict(config)}
+    resumable = Resumable(resume_dir(output), save_every, resume, signature)
     result = train(model, [stream], params, config, lang_override={code: index},
-                   description=f"add-language {code}", quiet=quiet)
+                   description=f"add-language {code}", quiet=quiet, resumable=resumable)
     model.hypernet.embeddings.commit_language_row()
     entry = LanguageInfo(code=code, source="add-language",
                          corpus={"path": str(corpus), "sha256": info.sha256, "lines": info.lines},
@@ -67,4 +71,5 @@ def add_language(model: HyperX, meta: CheckpointMeta, code: str, corpus: Path, o
     event = {"command": "add-language", "lang": code, "steps": result.steps, "init": init,
              "train": dataclasses.asdict(config), "final_loss": result.final_loss}
     save_model(model, meta, output, event)
+    discard_state(output)
     return AddLanguageReport(code, index, result, output)

@@ -7,6 +7,7 @@ half-written checkpoint where a good one was.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
@@ -18,7 +19,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -71,14 +72,45 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+@contextlib.contextmanager
+def checkpoint_lock(folder: Path, notify=None) -> Iterator[None]:
+    """Hold an exclusive lock on a checkpoint for a whole read-modify-write command.
+
+    A second command writing the same checkpoint waits here (after saying so) and then starts from
+    what the first one wrote, so two add-language runs end with both languages, never a mix.
+    """
+    folder = Path(folder).resolve()
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: atomic renames still keep each save whole
+        yield
+        return
+    with open(folder.parent / f".{folder.name}.lock", "a+b") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if notify is not None:
+                notify(f"waiting for another hxtool command that is writing {folder} …")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def save_checkpoint(folder: Path, meta: CheckpointMeta, registry: Registry,
                     tensors: dict[str, torch.Tensor], event: dict[str, Any]) -> Path:
-    """Write atomically: build the folder beside the target, then swap it in with renames."""
+    """Write atomically: build the folder beside the target, then swap it in with renames.
+
+    `meta` is updated in place (versions, command line, one more history entry), so a model saved
+    by several commands in one process keeps every step of its history.
+    """
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    meta = dataclasses.replace(meta, versions=current_versions(), command_line=list(sys.argv),
-                               history=meta.history + [{**event, "time": dt.datetime.now(dt.timezone.utc)
-                                                        .isoformat(timespec="seconds")}])
+    meta.versions = current_versions()
+    meta.command_line = list(sys.argv)
+    meta.history.append({**event, "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
     try:
         contiguous = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
@@ -101,9 +133,21 @@ def save_checkpoint(folder: Path, meta: CheckpointMeta, registry: Registry,
     return folder
 
 
+def _recover_swapped_out(folder: Path) -> None:
+    """A writer killed between its two renames leaves the good checkpoint in `.NAME.old-*/previous`."""
+    for candidate in sorted(folder.parent.glob(f".{folder.name}.old-*/previous")):
+        if (candidate / CONFIG_FILE).is_file():
+            with contextlib.suppress(OSError):
+                os.replace(candidate, folder)
+                shutil.rmtree(candidate.parent, ignore_errors=True)
+                return
+
+
 def read_checkpoint(folder: Path) -> tuple[CheckpointMeta, Registry, dict[str, torch.Tensor]]:
     """Read and check a checkpoint's files (format version, weights hash); no model is built here."""
     folder = Path(folder)
+    if not folder.is_dir():
+        _recover_swapped_out(folder)
     if not folder.is_dir():
         raise CheckpointError(
             f"no checkpoint at {folder} (pass --checkpoint DIR or set HXTOOL_CHECKPOINT; "

@@ -56,7 +56,8 @@ def user_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         if STATE["debug"]:
             raise
-        err.print("[yellow]interrupted[/]: nothing was written over the existing checkpoint")
+        err.print("[yellow]interrupted[/]: the existing checkpoint is untouched; run the same command with "
+                  "--resume to continue from the last saved state (see --save-every)")
         raise typer.Exit(130) from None
 
 
@@ -64,6 +65,13 @@ def _checkpoint(value: Optional[Path]) -> Path:
     from hxtool.checkpoint import default_checkpoint
 
     return value if value is not None else default_checkpoint()
+
+
+def _locked(folder: Path):
+    """Hold the checkpoint's lock: a second writer waits, saying so, instead of racing."""
+    from hxtool.checkpoint import checkpoint_lock
+
+    return checkpoint_lock(folder, notify=err.print)
 
 
 def _device(value: Optional[str]) -> str:
@@ -84,6 +92,8 @@ def pretrain_mlm(
     batch_size: Optional[int] = typer.Option(None, help="Override train.batch_size."),
     lr: Optional[float] = typer.Option(None, help="Override train.lr."),
     seed: Optional[int] = typer.Option(None, help="Override train.seed."),
+    save_every: int = typer.Option(100, help="Save resumable state every N steps (0: never)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run of the same command."),
     device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
@@ -105,7 +115,8 @@ def pretrain_mlm(
         if base_model:
             loaded.base_model = base_model
         target = _checkpoint(output)
-        report = pretrain(loaded, target, _device(device), quiet=quiet)
+        with _locked(target):
+            report = pretrain(loaded, target, _device(device), quiet=quiet, save_every=save_every, resume=resume)
     table = Table(title=f"pretrain-mlm -> {report.output}")
     table.add_column("what")
     table.add_column("value", justify="right")
@@ -113,7 +124,8 @@ def pretrain_mlm(
     table.add_row("trainable parameters", f"{report.trainable:,}")
     table.add_row("final loss (smoothed)", f"{report.result.final_loss:.4f}")
     for pair, n in sorted(report.result.steps_per_pair.items()):
-        table.add_row(f"batches {pair[0]}/{pair[1]}", str(n))
+        loss = report.result.loss_per_pair[pair]
+        table.add_row(f"{pair[0]}/{pair[1]}: batches, last loss", f"{n}, {loss:.3f}")
     for name, score in report.dev_scores.items():
         table.add_row(f"dev {name} (best, step {report.result.best_step})", f"{100 * score:.2f}")
     out.print(table)
@@ -134,6 +146,8 @@ def add_language_cmd(
     lr: Optional[float] = typer.Option(None, help="Learning rate (constant) [default: 2e-3]."),
     seed: int = typer.Option(1),
     overwrite: bool = typer.Option(False, "--overwrite", help="Train a language that is already there anew."),
+    save_every: int = typer.Option(50, help="Save resumable state every N steps (0: never)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run of the same command."),
     device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
@@ -152,9 +166,10 @@ def add_language_cmd(
                              decay=False, warmup=0.0, seed=seed)
         config.validate()
         source = _checkpoint(checkpoint)
-        model, meta = load_model(source, _device(device))
-        report = add_language(model, meta, code, corpus, output or source, config, init=init,
-                              overwrite=overwrite, quiet=quiet)
+        with _locked(output or source):
+            model, meta = load_model(source, _device(device))
+            report = add_language(model, meta, code, corpus, output or source, config, init=init,
+                                  overwrite=overwrite, quiet=quiet, save_every=save_every, resume=resume)
     out.print(f"added [bold]{report.code}[/] as language row {report.index} after {report.result.steps} steps "
               f"(MLM loss {report.result.final_loss:.3f}) -> {report.output}")
 
@@ -171,12 +186,15 @@ def fewshot(
     data_dir: Optional[Path] = typer.Option(None, help="Data folder like ../shared/data [default: $HXTOOL_DATA]."),
     epochs: int = typer.Option(50, help="Passes over the n sentences (constant learning rate)."),
     batch_size: int = typer.Option(16),
-    lr: Optional[float] = typer.Option(None, help="[default: 5e-3 for lang, 1e-3 for lang+head, 1e-4 for all]"),
+    lr: Optional[float] = typer.Option(None, help="Learning rate of the language row [default: 5e-3]; heads "
+                                       "train at 5e-3 and, with --tune all, shared weights at 1e-4."),
     seed: int = typer.Option(1, help="Seeds both the sample of sentences and the training."),
     tune: str = typer.Option("lang", help="lang: only this language's embedding (safe: other languages are "
                              "untouched); lang+head or all: also shared weights, so --output must be a new folder."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help=CHECKPOINT_HELP),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="[default: the checkpoint itself]"),
+    save_every: int = typer.Option(50, help="Save resumable state every N steps (0: never)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run of the same command."),
     device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
@@ -188,7 +206,7 @@ def fewshot(
     from hxtool.data.labelled import read_labelled
     from hxtool.datadir import data_dir as find_data_dir
     from hxtool.datadir import task_file
-    from hxtool.fewshot import FEWSHOT_LR, fewshot as run_fewshot, fewshot_steps
+    from hxtool.fewshot import FEWSHOT_LR, TUNE_MODES, fewshot as run_fewshot, fewshot_steps
     from hxtool.session import load_model
 
     with user_errors():
@@ -202,18 +220,19 @@ def fewshot(
         if eval_file is None and root is not None:
             with contextlib.suppress(HxError):
                 eval_file = task_file(root, task, lang, "test")
-        source = _checkpoint(checkpoint)
-        model, meta = load_model(source, _device(device))
-        model.registry.task_index(task)
-        model.registry.lang_index(lang)
+        if tune not in TUNE_MODES:
+            raise HxError(f"--tune must be one of {', '.join(TUNE_MODES)}, got {tune!r}")
         train_data = read_labelled(task, train_file)
         eval_data = read_labelled(task, eval_file) if eval_file else None
-        if tune not in FEWSHOT_LR:
-            raise HxError(f"--tune must be one of {', '.join(FEWSHOT_LR)}, got {tune!r}")
         config = TrainConfig(steps=fewshot_steps(max(n, 1), batch_size, epochs), batch_size=batch_size,
-                             lr=lr or FEWSHOT_LR[tune], decay=False, warmup=0.0, seed=seed)
-        report = run_fewshot(model, meta, source, task, lang, train_data, eval_data, n, config, tune=tune,
-                             output=output, quiet=quiet)
+                             lr=lr or FEWSHOT_LR, decay=False, warmup=0.0, seed=seed)
+        source = _checkpoint(checkpoint)
+        with _locked(output or source):
+            model, meta = load_model(source, _device(device))
+            model.registry.task_index(task)
+            model.registry.lang_index(lang)
+            report = run_fewshot(model, meta, source, task, lang, train_data, eval_data, n, config, tune=tune,
+                                 output=output, quiet=quiet, save_every=save_every, resume=resume)
     table = Table(title=f"fewshot {task}/{lang}: n={n}, {report.steps} steps, tune={tune}")
     table.add_column("")
     table.add_column("before", justify="right")
@@ -313,6 +332,86 @@ def info(
     params.add_row("[bold]total", f"[bold]{sum(groups.values()):,}")
     out.print(params)
     out.print(f"a new language costs {meta.model.lang_dim} numbers (one embedding row)")
+
+
+@app.command("eval")
+def evaluate(
+    gold: Path = typer.Argument(..., help="Gold file: CoNLL-U (UPOS, or NER= in MISC) or an NER file."),
+    predicted: Optional[Path] = typer.Argument(None, help="Predicted file in the same format; leave out to tag "
+                                               "GOLD with --checkpoint/--lang first."),
+    task: str = typer.Option(..., "--task", help="pos (UPOS accuracy) or ner (strict IOB2 span F1)."),
+    lang: Optional[str] = typer.Option(None, "--lang", help="Language to tag with, when no PREDICTED file."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help=CHECKPOINT_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the scores as JSON."),
+    device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
+) -> None:
+    """Score predictions against gold: UPOS accuracy (as the CoNLL 2018 scorer with gold tokenisation)
+    or NER span F1 (as seqeval, strict IOB2), with per-label scores.
+
+    Example: hxtool eval gold.conllu tagged.conllu --task pos
+    """
+    from hxtool.data.labelled import read_labelled
+    from hxtool.metrics import format_score_table
+    from hxtool.tagging import predict_tags, score_tags
+
+    with user_errors():
+        if task not in ("pos", "ner"):
+            raise HxError(f"--task must be pos or ner, got {task!r}")
+        gold_data = read_labelled(task, gold)
+        if predicted is not None:
+            pred_data = read_labelled(task, predicted)
+            if [len(s) for s in pred_data.words] != [len(s) for s in gold_data.words]:
+                raise HxError(f"{predicted} does not have the same sentences and words as {gold}")
+            pred_tags = pred_data.tags
+        else:
+            if lang is None:
+                raise HxError("give a PREDICTED file, or --lang (and --checkpoint) to tag the gold file first")
+            from hxtool.session import load_model
+
+            model, _ = load_model(_checkpoint(checkpoint), _device(device))
+            pred_tags = predict_tags(model, task, lang, gold_data.words)
+        score = score_tags(task, gold_data.tags, pred_tags)
+    if as_json:
+        out.print_json(json.dumps(score.to_dict()))
+    else:
+        out.print(format_score_table(score))
+
+
+@app.command()
+def quickstart(
+    data_dir: Optional[Path] = typer.Option(None, help="Data folder like ../shared/data [default: $HXTOOL_DATA]."),
+    output: Path = typer.Option(Path("hxtool-quickstart"), "--output", "-o", help="Folder for the model and outputs."),
+    steps: int = typer.Option(300, help="pretrain-mlm steps."),
+    add_steps: int = typer.Option(80, help="add-language steps."),
+    base_model: str = typer.Option("pypi:multilingual-e5-small", help="Base model."),
+    device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Run the whole workflow offline on real data: pretrain-mlm (POS en/tr/zh, NER en/zh, MLM) ->
+    add-language ug -> fewshot pos ug n=20 -> tag the ug test file; print accuracy before and after.
+
+    Example: hxtool quickstart --data-dir ../shared/data
+    """
+    from hxtool.datadir import data_dir as find_data_dir
+    from hxtool.quickstart import run_quickstart
+
+    with user_errors():
+        root = find_data_dir(data_dir)
+        if root is None or not root.is_dir():
+            raise HxError("pass --data-dir DIR (or set HXTOOL_DATA) pointing at a folder like ../shared/data")
+        report = run_quickstart(root, output, _device(device), steps=steps, add_steps=add_steps,
+                                base_model=base_model, quiet=quiet)
+    table = Table(title="quickstart: UPOS accuracy on the Uyghur (ug) UDT test file")
+    table.add_column("stage")
+    table.add_column("UPOS", justify="right")
+    table.add_row("after add-language (0 labelled ug sentences)", f"{100 * report.before:.2f}")
+    table.add_row("after fewshot n=20, --tune lang+head (tag output scored)", f"{100 * report.after:.2f}")
+    out.print(table)
+    losses = ", ".join(f"{pair} {loss:.2f}" for pair, loss in sorted(report.pretrain_losses.items()))
+    out.print(f"pretrain-mlm last losses: {losses}; add-language ug MLM loss {report.mlm_loss:.2f}")
+    timing = ", ".join(f"{name} {secs:.0f} s" for name, secs in report.seconds.items())
+    out.print(f"time: {timing}; total {sum(report.seconds.values()) / 60:.1f} min")
+    out.print(f"tagged file: {report.tagged}")
 
 
 if __name__ == "__main__":  # pragma: no cover

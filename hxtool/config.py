@@ -64,6 +64,10 @@ class TrainConfig:
     steps: int = 1000
     batch_size: int = 32
     lr: float = 1e-4
+    # Heads read frozen-encoder features that are small and highly correlated: at the hypernetwork's
+    # rate they learn far too slowly, while a higher rate on the generator wrecks every adapter (each
+    # generator weight feeds every generated one). So heads get their own rate.
+    head_lr: float = 5e-3
     warmup: float = 0.1  # fraction of steps with linear warm-up
     decay: bool = True  # linear decay to zero after warm-up; few-shot uses a constant rate
     max_length: int = 256
@@ -80,8 +84,8 @@ class TrainConfig:
             raise HxError(f"train.steps must be positive, got {self.steps}")
         if self.batch_size <= 0:
             raise HxError(f"train.batch_size must be positive, got {self.batch_size}")
-        if self.lr <= 0:
-            raise HxError(f"train.lr must be positive, got {self.lr}")
+        if self.lr <= 0 or self.head_lr <= 0:
+            raise HxError(f"train.lr and train.head_lr must be positive, got {self.lr} and {self.head_lr}")
         if not 0 <= self.warmup < 1:
             raise HxError(f"train.warmup is a fraction of steps in [0, 1), got {self.warmup}")
         if self.max_length < 8:

@@ -23,11 +23,13 @@ from hxtool.metrics import Score
 from hxtool.model.hyperx import HyperX
 from hxtool.session import save_model
 from hxtool.tagging import predict_tags, score_tags
-from hxtool.train import train
+from hxtool.resume import discard_state, resume_dir
+from hxtool.train import Resumable, train
 
 TUNE_MODES = ("lang", "lang+head", "all")
-# Constant learning rates per mode: one embedding row needs a larger step than shared weights.
-FEWSHOT_LR = {"lang": 5e-3, "lang+head": 1e-3, "all": 1e-4}
+# Constant learning rates: one embedding row needs a larger step than shared weights.
+FEWSHOT_LR = 5e-3  # the language row's rate
+ALL_SHARED_LR = 1e-4  # hypernetwork and LayerNorms with --tune all
 
 
 @dataclass
@@ -51,7 +53,8 @@ def sample_indices(total: int, n: int, seed: int) -> list[int]:
 
 def fewshot(model: HyperX, meta: CheckpointMeta, checkpoint: Path, task: str, lang: str, train_data: LabelledData,
             eval_data: LabelledData | None, n: int, config: TrainConfig, tune: str = "lang",
-            output: Path | None = None, quiet: bool = False) -> FewshotReport:
+            output: Path | None = None, quiet: bool = False, save_every: int = 0,
+            resume: bool = False) -> FewshotReport:
     if tune not in TUNE_MODES:
         raise HxError(f"--tune must be one of {', '.join(TUNE_MODES)}, got {tune!r}")
     registry = model.registry
@@ -83,7 +86,17 @@ def fewshot(model: HyperX, meta: CheckpointMeta, checkpoint: Path, task: str, la
         for param in params:
             param.requires_grad_(True)
     stream = TaggingStream(task, lang, chunks, config.batch_size, model.backbone.tokenizer.pad_token_id, config.seed)
-    train(model, [stream], params, config, description=f"fewshot {task}/{lang} n={n}", quiet=quiet)
+    signature = {"command": "fewshot", "task": task, "lang": lang, "n": n, "tune": tune,
+                 "train": dataclasses.asdict(config), "sentences": indices}
+    # The language row moves at the few-shot rate, heads at the head rate, shared weights (tune=all)
+    # at the pretraining rate of 1e-4: a higher one there would wreck every generated adapter.
+    rates = {id(p): config.head_lr for p in model.heads.parameters()}
+    if tune == "all":
+        rates.update({id(p): ALL_SHARED_LR for p in params})
+        rates.update({id(p): config.head_lr for p in [*model.heads.parameters(), *model.mlm_head.parameters()]})
+    rates[id(model.hypernet.embeddings.row)] = config.lr
+    train(model, [stream], params, config, description=f"fewshot {task}/{lang} n={n}", quiet=quiet,
+          resumable=Resumable(resume_dir(output), save_every, resume, signature), rates=rates)
     model.hypernet.embeddings.commit_language_row()
     after = evaluate()
     registry.language(lang).fewshot.append({"task": task, "n": n, "seed": config.seed, "tune": tune,
@@ -92,6 +105,7 @@ def fewshot(model: HyperX, meta: CheckpointMeta, checkpoint: Path, task: str, la
              "train": dataclasses.asdict(config), "sentences": indices,
              "before": before.value if before else None, "after": after.value if after else None}
     save_model(model, meta, output, event)
+    discard_state(output)
     return FewshotReport(n, indices, before, after, steps, output)
 
 

@@ -17,7 +17,8 @@ from hxtool.model.hyperx import HyperX
 from hxtool.registry import LanguageInfo, Registry, TaskInfo, check_language_code
 from hxtool.session import new_meta, save_model
 from hxtool.tagging import predict_tags, score_tags
-from hxtool.train import TrainResult, count_parameters, train
+from hxtool.resume import discard_state, resume_dir
+from hxtool.train import Resumable, TrainResult, count_parameters, seed_everything, train
 
 
 @dataclass
@@ -45,7 +46,8 @@ def build_registry(recipe: Recipe, labelled: dict[tuple[str, str], LabelledData]
     return Registry(tasks, languages)
 
 
-def pretrain(recipe: Recipe, output: Path, device: str = "cpu", quiet: bool = False) -> PretrainReport:
+def pretrain(recipe: Recipe, output: Path, device: str = "cpu", quiet: bool = False,
+             save_every: int = 0, resume: bool = False) -> PretrainReport:
     pairs = [(src.task, src.lang) for src in recipe.data] + [(MLM_TASK, src.lang) for src in recipe.mlm]
     duplicates = {p for p in pairs if pairs.count(p) > 1}
     if duplicates:
@@ -54,6 +56,7 @@ def pretrain(recipe: Recipe, output: Path, device: str = "cpu", quiet: bool = Fa
     dev = {(src.task, src.lang): read_labelled(src.task, src.dev, src.format) for src in recipe.data if src.dev}
     registry = build_registry(recipe, labelled)
     backbone = load_backbone(recipe.base_model, device)
+    seed_everything(recipe.train.seed)  # the hypernetwork's and heads' initial weights come from the seed too
     model = HyperX(backbone, recipe.model, registry).to(device)
     cfg = recipe.train
     tokenizer = backbone.tokenizer
@@ -77,8 +80,12 @@ def pretrain(recipe: Recipe, output: Path, device: str = "cpu", quiet: bool = Fa
         return sum(scores.values()) / len(scores)
 
     params = model.set_trainable("all")
+    signature = {"command": "pretrain-mlm", "base_model": recipe.base_model, "train": dataclasses.asdict(cfg),
+                 "pairs": [list(p) for p in pairs], "model": dataclasses.asdict(recipe.model)}
+    resumable = Resumable(resume_dir(output), save_every, resume, signature)
     result = train(model, streams, params, cfg, evaluate=evaluate if dev else None,
-                   description="pretrain-mlm", quiet=quiet)
+                   description="pretrain-mlm", quiet=quiet, resumable=resumable,
+                   rates={id(p): cfg.head_lr for p in [*model.heads.parameters(), *model.mlm_head.parameters()]})
     best = max(range(len(snapshots)), key=lambda i: result.evaluations[i][1]) if snapshots else None
     dev_scores = snapshots[best] if best is not None else {}
     for lang in registry.languages:
@@ -87,4 +94,5 @@ def pretrain(recipe: Recipe, output: Path, device: str = "cpu", quiet: bool = Fa
     event = {"command": "pretrain-mlm", "recipe": str(recipe.path), "steps": result.steps,
              "train": dataclasses.asdict(cfg), "best_step": result.best_step, "dev": dict(dev_scores)}
     save_model(model, meta, output, event)
+    discard_state(output)
     return PretrainReport(output, result, count_parameters(params), dev_scores)

@@ -12,7 +12,8 @@ console = Console(stderr=True)
 
 
 @contextlib.contextmanager
-def training_progress(description: str, total: int, quiet: bool = False) -> Iterator[Callable[..., None]]:
+def training_progress(description: str, total: int, quiet: bool = False,
+                      start: int = 0) -> Iterator[Callable[..., None]]:
     """Yield `advance(**fields)`: one step done, with fields (loss, pair) shown beside the bar."""
     if quiet:
         yield lambda **fields: None
@@ -23,7 +24,7 @@ def training_progress(description: str, total: int, quiet: bool = False) -> Iter
         console=console, transient=False, disable=not console.is_terminal,
     )
     with progress:
-        task = progress.add_task(description, total=total, info="")
+        task = progress.add_task(description, total=total, info="", completed=start)
 
         def advance(**fields: object) -> None:
             info = "  ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in fields.items())

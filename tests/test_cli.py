@@ -135,3 +135,28 @@ def test_recipe_errors_name_the_key(tmp_path: Path) -> None:
     assert "unknown recipe key train.seeds" in run("pretrain-mlm", bad, "--data-dir", TINY_DATA, ok=False).stderr
     bad.write_text(TINY_RECIPE.read_text().replace("en-raw.txt", "missing.txt"))
     assert "mlm[0].corpus: file not found" in run("pretrain-mlm", bad, "--data-dir", TINY_DATA, ok=False).stderr
+
+
+def test_eval_scores_files_and_checkpoints(checkpoint: Path, tmp_path: Path) -> None:
+    gold = TINY_DATA / "fo-pos-test.conllu"
+    lines = gold.read_text().split("\n")
+    # Corrupt exactly 3 UPOS tags of 20 sentences' words.
+    changed, out_lines = 0, []
+    for line in lines:
+        cells = line.split("\t")
+        if len(cells) == 10 and changed < 3 and cells[3] == "NOUN":
+            cells[3] = "VERB"
+            changed += 1
+        out_lines.append("\t".join(cells))
+    pred = tmp_path / "pred.conllu"
+    pred.write_text("\n".join(out_lines))
+    words = sum(1 for line in lines if line.split("\t")[0].isdigit())
+    data = json.loads(run("eval", gold, pred, "--task", "pos", "--json").stdout)
+    assert data["correct"] == words - 3 and data["total"] == words
+    assert data["value"] == pytest.approx((words - 3) / words)
+    table = run("eval", gold, pred, "--task", "pos").stdout
+    assert "NOUN" in table and "VERB" in table
+    scored = json.loads(run("eval", gold, "--task", "pos", "--lang", "en", "-c", checkpoint, "--json").stdout)
+    assert scored["total"] == words
+    bad = run("eval", gold, TINY_DATA / "tr-pos-dev.conllu", "--task", "pos", ok=False)
+    assert bad.exit_code == 1 and "same sentences" in bad.stderr

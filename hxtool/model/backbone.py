@@ -134,7 +134,10 @@ def load_backbone(name_or_path: str, device: str | torch.device = "cpu") -> Back
     encoder.eval()
     for param in encoder.parameters():
         param.requires_grad_(False)
-    revision = getattr(config, "_commit_hash", None)
+    from hxtool.offline_base import read_source_info
+
+    built = read_source_info(path)  # a folder hxtool built records its own revision: no need to hash 0.5 GB
+    revision = getattr(config, "_commit_hash", None) or (built or {}).get("revision")
     fingerprint = revision or weights_fingerprint(path)
     return Backbone(encoder, tokenizer, model_type, name_or_path, path, fingerprint, head_state)
 
