@@ -14,9 +14,7 @@ import hashlib
 import json
 import os
 import platform
-import shutil
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -25,6 +23,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from hxtool import __version__
+from hxtool.atomic import atomic_folder, recover_folder
 from hxtool.config import HyperConfig
 from hxtool.errors import CheckpointError
 from hxtool.registry import Registry
@@ -111,8 +110,7 @@ def save_checkpoint(folder: Path, meta: CheckpointMeta, registry: Registry,
     meta.versions = current_versions()
     meta.command_line = list(sys.argv)
     meta.history.append({**event, "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
-    try:
+    with atomic_folder(folder) as tmp:
         contiguous = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
         save_file(contiguous, str(tmp / WEIGHTS_FILE), metadata={"format": "pt", "hxtool": __version__})
         meta.files = {WEIGHTS_FILE: file_sha256(tmp / WEIGHTS_FILE)}
@@ -120,34 +118,13 @@ def save_checkpoint(folder: Path, meta: CheckpointMeta, registry: Registry,
                                        encoding="utf-8")
         (tmp / REGISTRY_FILE).write_text(json.dumps(registry.to_dict(), indent=2, ensure_ascii=False) + "\n",
                                          encoding="utf-8")
-        if folder.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=folder.parent))
-            os.replace(folder, old / "previous")
-            os.replace(tmp, folder)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return folder
-
-
-def _recover_swapped_out(folder: Path) -> None:
-    """A writer killed between its two renames leaves the good checkpoint in `.NAME.old-*/previous`."""
-    for candidate in sorted(folder.parent.glob(f".{folder.name}.old-*/previous")):
-        if (candidate / CONFIG_FILE).is_file():
-            with contextlib.suppress(OSError):
-                os.replace(candidate, folder)
-                shutil.rmtree(candidate.parent, ignore_errors=True)
-                return
 
 
 def read_checkpoint(folder: Path) -> tuple[CheckpointMeta, Registry, dict[str, torch.Tensor]]:
     """Read and check a checkpoint's files (format version, weights hash); no model is built here."""
     folder = Path(folder)
-    if not folder.is_dir():
-        _recover_swapped_out(folder)
+    recover_folder(folder, CONFIG_FILE)  # a writer killed between its two renames parked it
     if not folder.is_dir():
         raise CheckpointError(
             f"no checkpoint at {folder} (pass --checkpoint DIR or set HXTOOL_CHECKPOINT; "

@@ -9,9 +9,7 @@ uninterrupted run with the same seed.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from hxtool.atomic import atomic_folder
 from hxtool.errors import HxError
 
 STATE_TENSORS = "state.safetensors"
@@ -48,23 +47,11 @@ def save_state(folder: Path, state: TrainState, params: list[torch.nn.Parameter]
             tensors[f"optim.{i}.{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
     for i, value in enumerate(best or []):
         tensors[f"best.{i}"] = value
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
-    try:
+    with atomic_folder(folder) as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp / STATE_TENSORS))
         record = {"step": state.step, "signature": state.signature, "scheduler": state.scheduler,
                   "batches": state.batches, "extra": state.extra, "has_best": best is not None}
         (tmp / STATE_JSON).write_text(json.dumps(record, indent=1), encoding="utf-8")
-        if folder.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=folder.parent))
-            os.replace(folder, old / "previous")
-            os.replace(tmp, folder)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def load_state(folder: Path, signature: dict[str, Any], params: list[torch.nn.Parameter],

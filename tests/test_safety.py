@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -38,6 +39,26 @@ def tiny_recipe(base: Path, steps: int = 40):
     return recipe
 
 
+@contextlib.contextmanager
+def interrupted_after_saving(step: int | None):
+    """Raise KeyboardInterrupt right after resumable state is saved (at `step`, or at the first save)."""
+    from hxtool import train as train_module
+
+    original = train_module.save_state
+
+    def save_then_die(folder, state, *args, **kwargs):
+        original(folder, state, *args, **kwargs)
+        if step is None or state.step == step:
+            raise KeyboardInterrupt
+
+    train_module.save_state = save_then_die
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            yield
+    finally:
+        train_module.save_state = original
+
+
 def test_same_seed_same_checkpoint(tiny_bert: Path, tmp_path: Path) -> None:
     pretrain(tiny_recipe(tiny_bert), tmp_path / "a", quiet=True)
     pretrain(tiny_recipe(tiny_bert), tmp_path / "b", quiet=True)
@@ -50,22 +71,9 @@ def test_same_seed_same_checkpoint(tiny_bert: Path, tmp_path: Path) -> None:
 
 def test_resume_ends_with_the_same_weights(tiny_bert: Path, tmp_path: Path) -> None:
     pretrain(tiny_recipe(tiny_bert), tmp_path / "straight", quiet=True)
-    # Interrupt a run right after its state at step 20 is saved, as a kill would.
-    from hxtool import train as train_module
-
-    original = train_module.save_state
-
-    def save_then_die(folder, state, *args, **kwargs):
-        original(folder, state, *args, **kwargs)
-        if state.step == 20:
-            raise KeyboardInterrupt
-
-    train_module.save_state = save_then_die
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            pretrain(tiny_recipe(tiny_bert), tmp_path / "resumed", quiet=True, save_every=10)
-    finally:
-        train_module.save_state = original
+    # Interrupt a run right after its state at step 20 is saved, as Ctrl-C would.
+    with interrupted_after_saving(20):
+        pretrain(tiny_recipe(tiny_bert), tmp_path / "resumed", quiet=True, save_every=10)
     assert not (tmp_path / "resumed").exists(), "an interrupted run writes no checkpoint"
     assert json.loads((resume_dir(tmp_path / "resumed") / STATE_JSON).read_text())["step"] == 20
     pretrain(tiny_recipe(tiny_bert), tmp_path / "resumed", quiet=True, save_every=10, resume=True)
@@ -76,20 +84,8 @@ def test_resume_ends_with_the_same_weights(tiny_bert: Path, tmp_path: Path) -> N
 def test_resume_refuses_a_different_run(tiny_bert: Path, tmp_path: Path) -> None:
     from hxtool.errors import HxError
 
-    from hxtool import train as train_module
-
-    original = train_module.save_state
-
-    def save_then_die(folder, state, *args, **kwargs):
-        original(folder, state, *args, **kwargs)
-        raise KeyboardInterrupt
-
-    train_module.save_state = save_then_die
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            pretrain(tiny_recipe(tiny_bert), tmp_path / "x", quiet=True, save_every=10)
-    finally:
-        train_module.save_state = original
+    with interrupted_after_saving(None):
+        pretrain(tiny_recipe(tiny_bert), tmp_path / "x", quiet=True, save_every=10)
     with pytest.raises(HxError, match="differs from the interrupted one in train"):
         pretrain(tiny_recipe(tiny_bert, steps=50), tmp_path / "x", quiet=True, resume=True)
     with pytest.raises(HxError, match="nothing to resume"):
