@@ -207,7 +207,7 @@ def fewshot(
     from hxtool.datadir import data_dir as find_data_dir
     from hxtool.datadir import task_file
     from hxtool.fewshot import FEWSHOT_LR, TUNE_MODES, fewshot as run_fewshot, fewshot_steps
-    from hxtool.session import load_model
+    from hxtool.session import load_model, trained_pooling
 
     with user_errors():
         if epochs <= 0:
@@ -231,6 +231,7 @@ def fewshot(
             model, meta = load_model(source, _device(device))
             model.registry.task_index(task)
             model.registry.lang_index(lang)
+            config.pooling = trained_pooling(meta)
             report = run_fewshot(model, meta, source, task, lang, train_data, eval_data, n, config, tune=tune,
                                  output=output, quiet=quiet, save_every=save_every, resume=resume)
     table = Table(title=f"fewshot {task}/{lang}: n={n}, {report.steps} steps, tune={tune}")
@@ -256,7 +257,8 @@ def tag(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output file [default: stdout]."),
     fmt: str = typer.Option("conllu", "--format", help="conllu | text (one sentence a line, output CoNLL-U) | "
                             "tsv (token[<TAB>tag] lines, output with the predicted tag column)."),
-    pooling: str = typer.Option("first", help="first or mean subword of each word."),
+    pooling: Optional[str] = typer.Option(None, help="first or mean subword of each word "
+                                          "[default: what the checkpoint was pretrained with]."),
     batch_size: int = typer.Option(32, help="Chunks per forward pass."),
     device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
@@ -266,7 +268,7 @@ def tag(
     Example: hxtool tag fo_test.conllu --task pos --lang fo --output fo_tagged.conllu
     """
     from hxtool.data.conllu_io import atomic_write_text
-    from hxtool.session import load_model
+    from hxtool.session import load_model, trained_pooling
     from hxtool.tag_files import tag_file
 
     with user_errors():
@@ -274,9 +276,10 @@ def tag(
             raise HxError(f"input file not found: {file}")
         if output is not None and output.resolve() == file.resolve():
             raise HxError("--output is the input file: hxtool never overwrites its input")
-        if pooling not in ("first", "mean"):
+        if pooling not in (None, "first", "mean"):
             raise HxError(f"--pooling must be first or mean, got {pooling!r}")
-        model, _ = load_model(_checkpoint(checkpoint), _device(device))
+        model, meta = load_model(_checkpoint(checkpoint), _device(device))
+        pooling = pooling or trained_pooling(meta)
         tagged = tag_file(model, file, task, lang, fmt, pooling, batch_size, quiet=quiet or output is None)
         if output is None:
             sys.stdout.write(tagged.text)

@@ -34,3 +34,11 @@ def save_model(model: HyperX, meta: CheckpointMeta, folder: str | Path, event: d
 def new_meta(model: HyperX) -> CheckpointMeta:
     return CheckpointMeta(model=model.config, base_model=model.backbone.name,
                           base_fingerprint=model.backbone.fingerprint)
+
+
+def trained_pooling(meta: CheckpointMeta) -> str:
+    """The word pooling the checkpoint was pretrained with: tagging and few-shot should use the same."""
+    for event in meta.history:
+        if event.get("command") == "pretrain-mlm":
+            return event.get("train", {}).get("pooling", "first")
+    return "first"

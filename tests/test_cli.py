@@ -160,3 +160,19 @@ def test_eval_scores_files_and_checkpoints(checkpoint: Path, tmp_path: Path) -> 
     assert scored["total"] == words
     bad = run("eval", gold, TINY_DATA / "tr-pos-dev.conllu", "--task", "pos", ok=False)
     assert bad.exit_code == 1 and "same sentences" in bad.stderr
+
+
+def test_mean_pooling_recipe_is_used_when_tagging(tmp_path: Path, tiny_bert: Path) -> None:
+    recipe = tmp_path / "mean.toml"
+    recipe.write_text(TINY_RECIPE.read_text().replace('data_dir = "tiny"', f'data_dir = "{TINY_DATA}"')
+                      .replace("seed = 1", 'seed = 1\npooling = "mean"'))
+    ck = tmp_path / "ck"
+    run("pretrain-mlm", recipe, "--base-model", tiny_bert, "--steps", "20", "-o", ck, "--quiet")
+    config = json.loads((ck / "config.json").read_text())
+    assert config["history"][0]["train"]["pooling"] == "mean"
+    source = TINY_DATA / "fo-pos-test.conllu"
+    default = run("tag", source, "--task", "pos", "--lang", "en", "-c", ck, "--quiet").stdout
+    mean = run("tag", source, "--task", "pos", "--lang", "en", "-c", ck, "--pooling", "mean", "--quiet").stdout
+    first = run("tag", source, "--task", "pos", "--lang", "en", "-c", ck, "--pooling", "first", "--quiet").stdout
+    assert default == mean
+    assert first != mean

@@ -13,12 +13,14 @@ class LabelledData:
     path: Path
     words: list[list[str]]
     tags: list[list[str]]
+    lines: list[list[int]]  # file line of every word, for error messages
 
     def __len__(self) -> int:
         return len(self.words)
 
     def subset(self, indices: list[int]) -> "LabelledData":
-        return LabelledData(self.path, [self.words[i] for i in indices], [self.tags[i] for i in indices])
+        pick = lambda rows: [rows[i] for i in indices]  # noqa: E731
+        return LabelledData(self.path, pick(self.words), pick(self.tags), pick(self.lines))
 
 
 def read_labelled(task: str, path: str | Path, fmt: str = "auto") -> LabelledData:
@@ -29,7 +31,7 @@ def read_labelled(task: str, path: str | Path, fmt: str = "auto") -> LabelledDat
     if task == "pos":
         from hxtool.data.conllu_io import read_conllu
 
-        words, tags = [], []
+        words, tags, lines = [], [], []
         for sentence in read_conllu(path).sentences:
             for offset, tag in enumerate(sentence.upos):
                 if tag == "_":
@@ -38,16 +40,17 @@ def read_labelled(task: str, path: str | Path, fmt: str = "auto") -> LabelledDat
             if sentence.words:
                 words.append(sentence.words)
                 tags.append(sentence.upos)
+                lines.append([sentence.first_line + index for index in sentence.word_lines])
     elif task == "ner":
         from hxtool.data.ner_io import read_ner
 
         sentences = [s for s in read_ner(path, fmt) if s.words]
-        words, tags = [s.words for s in sentences], [s.tags for s in sentences]
+        words, tags, lines = [s.words for s in sentences], [s.tags for s in sentences], [s.lines for s in sentences]
     else:
         raise DataError(path, f"no reader for task {task!r} (known: pos, ner)")
     if not words:
         raise DataError(path, "no labelled sentences")
-    return LabelledData(path, words, tags)
+    return LabelledData(path, words, tags, lines)
 
 
 def label_list(task: str, datasets: list[LabelledData]) -> list[str]:
@@ -63,10 +66,10 @@ def label_ids(data: LabelledData, labels: list[str]) -> list[list[int]]:
     """Map tags to ids, refusing a tag the model has no label for."""
     index = {label: i for i, label in enumerate(labels)}
     ids = []
-    for number, sentence in enumerate(data.tags, start=1):
-        unknown = [tag for tag in sentence if tag not in index]
-        if unknown:
-            raise DataError(data.path, f"sentence {number}: label {unknown[0]!r} is not one the model knows "
-                                       f"({', '.join(labels)})")
+    for sentence, lines in zip(data.tags, data.lines):
+        for tag, line in zip(sentence, lines):
+            if tag not in index:
+                raise DataError(data.path, f"label {tag!r} is not one the model knows ({', '.join(labels)})",
+                                line=line)
         ids.append([index[tag] for tag in sentence])
     return ids

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
@@ -27,6 +27,7 @@ _SNIFF_LINES = 50
 class TaggedSentence:
     words: list[str]
     tags: list[str]
+    lines: list[int] = field(default_factory=list, compare=False)  # 1-based file line of each word
 
 
 @dataclass
@@ -121,12 +122,13 @@ def _read_lines(path: str | Path, fmt: str) -> list[TaggedSentence]:
     sentences: list[TaggedSentence] = []
     words: list[str] = []
     tags: list[str] = []
+    numbers: list[int] = []
     for number, text in _content_lines(path):
         line = text.strip()
         if not line or line.split()[0] == _DOCSTART:
             if words:
-                sentences.append(TaggedSentence(words, normalise_iob2(tags)))
-                words, tags = [], []
+                sentences.append(TaggedSentence(words, normalise_iob2(tags), numbers))
+                words, tags, numbers = [], [], []
             continue
         pair = split(text if fmt == "tsv" else line)
         if pair is None:
@@ -137,8 +139,9 @@ def _read_lines(path: str | Path, fmt: str) -> list[TaggedSentence]:
         _check_tag(path, tag, number)
         words.append(word)
         tags.append(tag)
+        numbers.append(number)
     if words:
-        sentences.append(TaggedSentence(words, normalise_iob2(tags)))
+        sentences.append(TaggedSentence(words, normalise_iob2(tags), numbers))
     return sentences
 
 
@@ -148,7 +151,8 @@ def _read_conllu_ner(path: str | Path) -> list[TaggedSentence]:
         tags = ner_tags_from_misc(sentence)
         for index, tag in zip(sentence.word_lines, tags):
             _check_tag(path, tag, sentence.first_line + index)
-        sentences.append(TaggedSentence(list(sentence.words), normalise_iob2(tags)))
+        numbers = [sentence.first_line + index for index in sentence.word_lines]
+        sentences.append(TaggedSentence(list(sentence.words), normalise_iob2(tags), numbers))
     return sentences
 
 
