@@ -151,7 +151,9 @@ def read_checkpoint(folder: Path) -> tuple[CheckpointMeta, Registry, dict[str, t
     except (TypeError, KeyError) as exc:
         raise CheckpointError(f"checkpoint {folder}: malformed config or registry ({exc})") from None
     expected_hash = meta.files.get(WEIGHTS_FILE)
-    if expected_hash and file_sha256(folder / WEIGHTS_FILE) != expected_hash:
+    if not expected_hash:
+        raise CheckpointError(f"checkpoint {folder}: {CONFIG_FILE} records no sha256 for {WEIGHTS_FILE}")
+    if file_sha256(folder / WEIGHTS_FILE) != expected_hash:
         raise CheckpointError(
             f"checkpoint {folder}: {WEIGHTS_FILE} does not match the sha256 recorded in {CONFIG_FILE} "
             "(the file was changed or damaged)"

@@ -162,6 +162,8 @@ def add_language_cmd(
     with user_errors():
         if not corpus.is_file():
             raise HxError(f"corpus not found: {corpus}")
+        if output is not None and output.resolve() == corpus.resolve():
+            raise HxError("--output is the corpus file: hxtool never overwrites its input")
         config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr or ADD_LANGUAGE_LR, max_length=max_length,
                              decay=False, warmup=0.0, seed=seed)
         config.validate()
@@ -220,6 +222,9 @@ def fewshot(
         if eval_file is None and root is not None:
             with contextlib.suppress(HxError):
                 eval_file = task_file(root, task, lang, "test")
+        if output is not None and any(f is not None and output.resolve() == f.resolve()
+                                      for f in (train_file, eval_file)):
+            raise HxError("--output is an input file: hxtool never overwrites its input")
         if tune not in TUNE_MODES:
             raise HxError(f"--tune must be one of {', '.join(TUNE_MODES)}, got {tune!r}")
         train_data = read_labelled(task, train_file)

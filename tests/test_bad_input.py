@@ -87,3 +87,46 @@ def test_foreign_and_broken_checkpoints_via_cli(checkpoint: Path, tmp_path: Path
     pickle_only.mkdir()
     (pickle_only / "pytorch_model.bin").write_bytes(b"not loaded")
     assert "no checkpoint" in tag(pickle_only) or "incomplete" in tag(pickle_only)
+
+
+def test_output_onto_an_input_is_refused(checkpoint: Path, tmp_path: Path) -> None:
+    corpus = Path(shutil.copy(TINY_DATA / "fo-raw.txt", tmp_path / "fo.txt"))
+    train = Path(shutil.copy(TINY_DATA / "tr-pos-train.conllu", tmp_path / "train.conllu"))
+    before = corpus.read_bytes(), train.read_bytes()
+    for args in (["add-language", "--code", "fo", "--corpus", corpus, "-o", corpus],
+                 ["fewshot", "--task", "pos", "--lang", "tr", "--n", "3", "--train", train, "-o", train]):
+        result = runner.invoke(app, [str(a) for a in args] + ["-c", str(checkpoint)])
+        assert result.exit_code == 1 and "never overwrites its input" in result.stderr
+    assert (corpus.read_bytes(), train.read_bytes()) == before
+
+
+def test_ctrl_c_stops_cleanly_and_says_how_to_resume(checkpoint: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hxtool.add_language
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(hxtool.add_language, "add_language", interrupted)
+    before = snapshot(checkpoint)
+    result = runner.invoke(app, ["add-language", "--code", "fo", "--corpus", str(TINY_DATA / "fo-raw.txt"),
+                                 "-c", str(checkpoint)])
+    assert result.exit_code == 130
+    assert "--resume" in result.stderr and "Traceback" not in result.output
+    assert snapshot(checkpoint) == before
+
+
+def test_wrong_dtype_is_refused(checkpoint: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    from hxtool.checkpoint import file_sha256
+    from hxtool.errors import CheckpointError
+    from hxtool.session import load_model
+
+    tensors = load_file(str(checkpoint / "model.safetensors"))
+    tensors["heads.pos.linear.bias"] = tensors["heads.pos.linear.bias"].double()
+    save_file(tensors, str(checkpoint / "model.safetensors"))
+    config = json.loads((checkpoint / "config.json").read_text())
+    config["files"] = {"model.safetensors": file_sha256(checkpoint / "model.safetensors")}  # reach the dtype check
+    (checkpoint / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="torch.float64, expected"):
+        load_model(checkpoint)

@@ -12,7 +12,7 @@ from safetensors.torch import load_file, save_file
 
 from conftest import TINY_DATA
 from hxtool.add_language import add_language
-from hxtool.checkpoint import CONFIG_FILE, REGISTRY_FILE, WEIGHTS_FILE
+from hxtool.checkpoint import CONFIG_FILE, REGISTRY_FILE, WEIGHTS_FILE, file_sha256
 from hxtool.config import TrainConfig
 from hxtool.data.labelled import read_labelled
 from hxtool.errors import CheckpointError, HxError
@@ -194,12 +194,17 @@ def test_loading_refuses_damaged_or_foreign_checkpoints(checkpoint: Path, tmp_pa
     tensors["surprise"] = torch.zeros(1)
     save_file(tensors, str(reshaped / WEIGHTS_FILE))
     config = json.loads((reshaped / CONFIG_FILE).read_text())
-    config["files"] = {}
-    (reshaped / CONFIG_FILE).write_text(json.dumps(config))
+
+    def rehash() -> None:  # past the hash check, to reach the name and shape checks
+        config["files"] = {WEIGHTS_FILE: file_sha256(reshaped / WEIGHTS_FILE)}
+        (reshaped / CONFIG_FILE).write_text(json.dumps(config))
+
+    rehash()
     with pytest.raises(CheckpointError, match="unexpected tensors surprise"):
         load_model(reshaped)
     del tensors["surprise"]
     save_file(tensors, str(reshaped / WEIGHTS_FILE))
+    rehash()
     with pytest.raises(CheckpointError, match="heads.pos.linear.bias is \\(3,\\)"):
         load_model(reshaped)
 
@@ -220,3 +225,11 @@ def test_loading_refuses_damaged_or_foreign_checkpoints(checkpoint: Path, tmp_pa
     (moved / CONFIG_FILE).write_text(json.dumps(config))
     with pytest.raises(CheckpointError, match="different model"):
         load_model(moved)
+
+
+def test_a_checkpoint_without_a_recorded_hash_is_refused(checkpoint: Path) -> None:
+    config = json.loads((checkpoint / CONFIG_FILE).read_text())
+    config["files"] = {}
+    (checkpoint / CONFIG_FILE).write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="records no sha256"):
+        load_model(checkpoint)
