@@ -51,6 +51,8 @@ def add_language(model: HyperX, meta: CheckpointMeta, code: str, corpus: Path, o
                       f"(use 'mean' or one of {', '.join(registry.language_codes())})")
     info = corpus_info(corpus)
     index = registry.lang_index(code) if registry.has_language(code) else len(registry.languages)
+    if index < len(registry.languages):
+        model.drop_own_heads(code)  # tuned for the old row: they go with it
     model.hypernet.embeddings.train_language_row(index, initial_row(model, init))
     params = model.set_trainable("lang")
     stream = MlmStream(code, Path(corpus), info.lines, model.backbone.tokenizer, config.batch_size,

@@ -191,8 +191,9 @@ def fewshot(
     lr: Optional[float] = typer.Option(None, help="Learning rate of the language row [default: 5e-3]; heads "
                                        "train at 5e-3 and, with --tune all, shared weights at 1e-4."),
     seed: int = typer.Option(1, help="Seeds both the sample of sentences and the training."),
-    tune: str = typer.Option("lang", help="lang: only this language's embedding (safe: other languages are "
-                             "untouched); lang+head or all: also shared weights, so --output must be a new folder."),
+    tune: str = typer.Option("lang+head", help="lang+head: this language's embedding and its own copy of the "
+                             "task head; lang: the embedding alone (both leave every other language untouched); "
+                             "all: also the shared weights, so --output must be a new folder."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help=CHECKPOINT_HELP),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="[default: the checkpoint itself]"),
     save_every: int = typer.Option(50, help="Save resumable state every N steps (0: never)."),
@@ -413,7 +414,7 @@ def quickstart(
     table.add_column("stage")
     table.add_column("UPOS", justify="right")
     table.add_row("after add-language (0 labelled ug sentences)", f"{100 * report.before:.2f}")
-    table.add_row("after fewshot n=20, --tune lang+head (tag output scored)", f"{100 * report.after:.2f}")
+    table.add_row("after fewshot n=20 (tag output scored)", f"{100 * report.after:.2f}")
     out.print(table)
     losses = ", ".join(f"{pair} {loss:.2f}" for pair, loss in sorted(report.pretrain_losses.items()))
     out.print(f"pretrain-mlm last losses: {losses}; add-language ug MLM loss {report.mlm_loss:.2f}")

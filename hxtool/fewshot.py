@@ -1,8 +1,10 @@
 """fewshot: tune on n labelled sentences drawn at random (seeded), scoring before and after.
 
-The default tunes only the target language's embedding row, which changes nothing the checkpoint
-does for any other language. Tuning shared parameters (the task head, or everything) would, so
-those modes must write to a new checkpoint folder.
+The default (`lang+head`) tunes the target language's embedding row and the language's own copy of
+the task head (made from the shared head on first use), so nothing the checkpoint does for any other
+language changes and the result can go back into the same checkpoint. `lang` tunes the row alone.
+`all` also tunes the shared hypernetwork, heads and LayerNorms, which changes every language, so it
+must write to a new checkpoint folder.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ def sample_indices(total: int, n: int, seed: int) -> list[int]:
 
 
 def fewshot(model: HyperX, meta: CheckpointMeta, checkpoint: Path, task: str, lang: str, train_data: LabelledData,
-            eval_data: LabelledData | None, n: int, config: TrainConfig, tune: str = "lang",
+            eval_data: LabelledData | None, n: int, config: TrainConfig, tune: str = "lang+head",
             output: Path | None = None, quiet: bool = False, save_every: int = 0,
             resume: bool = False) -> FewshotReport:
     if tune not in TUNE_MODES:
@@ -61,8 +63,8 @@ def fewshot(model: HyperX, meta: CheckpointMeta, checkpoint: Path, task: str, la
     labels = registry.task(task).labels
     lang_index = registry.lang_index(lang)
     output = Path(output) if output is not None else Path(checkpoint)
-    if tune != "lang" and output.resolve() == Path(checkpoint).resolve():
-        raise HxError(f"--tune {tune} changes parameters shared by every language; "
+    if tune == "all" and output.resolve() == Path(checkpoint).resolve():
+        raise HxError("--tune all changes parameters shared by every language; "
                       "write the result to a new folder with --output DIR")
     if eval_data is not None and eval_data.path.resolve() == train_data.path.resolve():
         raise HxError("--eval is the same file as --train: few-shot never trains on the evaluation file")
@@ -82,7 +84,7 @@ def fewshot(model: HyperX, meta: CheckpointMeta, checkpoint: Path, task: str, la
     # With "all", hypernet.parameters() already includes the free-standing row.
     params = model.set_trainable("all" if tune == "all" else "lang")
     if tune == "lang+head":
-        params += list(model.heads[task].parameters())
+        params += list(model.own_head(task, lang).parameters())
         for param in params:
             param.requires_grad_(True)
     stream = TaggingStream(task, lang, chunks, config.batch_size, model.backbone.tokenizer.pad_token_id, config.seed)

@@ -75,10 +75,8 @@ def run_quickstart(data: Path, folder: Path, device: str = "cpu", steps: int = 3
     test = read_labelled("pos", test_file)
     config = TrainConfig(steps=fewshot_steps(n, 16, epochs), batch_size=16, lr=FEWSHOT_LR, decay=False,
                          warmup=0.0, seed=1)
-    # lang+head: the 64-number row alone moves little after so short a pretraining; the head is shared,
-    # so the tuned model goes to its own folder and the pretrained one stays as it was.
-    report = fewshot(model, meta, checkpoint, "pos", TARGET, train, test, n, config, tune="lang+head",
-                     output=folder / f"model-{TARGET}", quiet=quiet)
+    # The default lang+head: ug's row and ug's own copy of the pos head; other languages keep theirs.
+    report = fewshot(model, meta, checkpoint, "pos", TARGET, train, test, n, config, quiet=quiet)
     lap("fewshot")
     tagged = tag_file(model, test_file, "pos", TARGET, quiet=quiet)
     out = folder / f"{TARGET}-test.tagged.conllu"

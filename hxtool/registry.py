@@ -44,6 +44,7 @@ class LanguageInfo:
     steps: int = 0  # training steps that updated this language's embedding
     init: str | None = None  # how a language added later was initialised
     fewshot: list[dict[str, Any]] = field(default_factory=list)  # few-shot tunings applied
+    own_heads: list[str] = field(default_factory=list)  # tasks for which few-shot gave it its own head copy
 
 
 @dataclass

@@ -33,7 +33,7 @@ def predict_tags(model: HyperX, task: str, lang: str, sentences: list[list[str]]
     for start in range(0, len(order), batch_size):
         picked = [chunks[i] for i in order[start:start + batch_size]]
         batch = collate_chunks(picked, pad_id).to(model.device)
-        best = model.tag_logits(task, batch, adapters, pooling).argmax(-1).tolist()
+        best = model.tag_logits(task, batch, adapters, pooling, lang).argmax(-1).tolist()
         for chunk, row in zip(picked, best):
             for offset in range(chunk.n_words):
                 predictions[chunk.sentence][chunk.first_word + offset] = labels[row[offset]]

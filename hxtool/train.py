@@ -133,7 +133,7 @@ def train(model: HyperX, streams: list, params: list[nn.Parameter], config: Trai
                 loss = model.mlm_loss(batch, adapters)
             else:
                 assert isinstance(batch, TagBatch)
-                loss = model.tagging_loss(task, batch, adapters, config.pooling)
+                loss = model.tagging_loss(task, batch, adapters, config.pooling, lang)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip > 0:

@@ -109,23 +109,40 @@ def fewshot_config(steps: int = 10) -> TrainConfig:
     return TrainConfig(steps=steps, batch_size=4, lr=5e-2, max_length=32, decay=False, warmup=0.0, seed=1)
 
 
-def test_fewshot_lang_only_changes_that_language(checkpoint: Path) -> None:
+@pytest.mark.parametrize("tune", ["lang", "lang+head"])
+def test_fewshot_default_modes_change_nothing_for_other_languages(checkpoint: Path, tune: str) -> None:
     model, meta = load_model(checkpoint)
     train = read_labelled("pos", TINY_DATA / "tr-pos-train.conllu")
     dev = read_labelled("pos", TINY_DATA / "tr-pos-dev.conllu")
     en_words = read_labelled("pos", TINY_DATA / "en-pos-dev.conllu").words
     en_before = predict_tags(model, "pos", "en", en_words)
     state_before = {k: v.clone() for k, v in model.learned_state_dict().items()}
-    report = fewshot(model, meta, checkpoint, "pos", "tr", train, dev, 8, fewshot_config(), quiet=True)
-    assert len(report.indices) == 8 and report.indices != list(range(8)) or report.indices == sorted(report.indices)
-    assert report.before is not None and report.after is not None
+    report = fewshot(model, meta, checkpoint, "pos", "tr", train, dev, 8, fewshot_config(), tune=tune, quiet=True)
+    assert len(report.indices) == 8 and report.before is not None and report.after is not None
     reloaded, _ = load_model(checkpoint)
     state_after = reloaded.learned_state_dict()
     changed = [k for k in state_before if not torch.equal(state_before[k], state_after[k])]
     assert changed == ["hypernet.embeddings.language.weight"]
     rows_changed = (state_before[changed[0]] != state_after[changed[0]]).any(-1).nonzero().flatten().tolist()
     assert rows_changed == [1]  # tr's row only
+    added = sorted(set(state_after) - set(state_before))
+    if tune == "lang+head":
+        assert added == ["heads.pos@tr.linear.bias", "heads.pos@tr.linear.weight"]
+        assert not torch.equal(state_after["heads.pos@tr.linear.weight"], state_before["heads.pos.linear.weight"])
+        assert reloaded.registry.language("tr").own_heads == ["pos"]
+    else:
+        assert added == []
     assert predict_tags(reloaded, "pos", "en", en_words) == en_before
+
+
+def test_own_heads_go_when_a_language_is_added_anew(checkpoint: Path) -> None:
+    model, meta = load_model(checkpoint)
+    train = read_labelled("pos", TINY_DATA / "tr-pos-train.conllu")
+    fewshot(model, meta, checkpoint, "pos", "tr", train, None, 4, fewshot_config(2), quiet=True)
+    model, meta = load_model(checkpoint)
+    add_language(model, meta, "tr", TINY_DATA / "tr-raw.txt", checkpoint, mlm_config(2), overwrite=True, quiet=True)
+    reloaded, _ = load_model(checkpoint)
+    assert "pos@tr" not in reloaded.heads and reloaded.registry.language("tr").own_heads == []
 
 
 def test_fewshot_sample_is_seeded_and_random(checkpoint: Path) -> None:

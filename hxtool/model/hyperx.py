@@ -6,6 +6,8 @@ The hypernetwork lives outside the HF `PreTrainedModel`, so transformers' initia
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -19,6 +21,10 @@ from hxtool.model.hypernet import AdapterWeights, HyperNetwork
 from hxtool.registry import Registry
 
 ENCODER_PREFIX = "encoder."
+
+
+def own_head_key(task: str, lang: str) -> str:
+    return f"{task}@{lang}"
 
 
 class HyperX(nn.Module):
@@ -37,6 +43,10 @@ class HyperX(nn.Module):
             task.name: TaggingHead(hidden, len(task.labels), config.head_dropout)
             for task in registry.tasks if not task.is_mlm
         })
+        for lang in registry.languages:
+            for task in lang.own_heads:
+                self.heads[own_head_key(task, lang.code)] = TaggingHead(
+                    hidden, len(registry.task(task).labels), config.head_dropout)
         eps = next((m.eps for m in self.encoder.modules() if isinstance(m, nn.LayerNorm)), 1e-12)
         self.mlm_head = MlmHead(hidden, backbone.input_embeddings.weight.shape[0], eps)
         if backbone.mlm_head_state is not None:
@@ -70,12 +80,32 @@ class HyperX(nn.Module):
         weights = inside.float() / inside.sum(-1, keepdim=True).clamp(min=1)
         return torch.bmm(weights, states)
 
-    def tag_logits(self, task: str, batch: TagBatch, adapters: AdapterWeights | None,
-                   pooling: str = "first") -> torch.Tensor:
-        return self.heads[task](self.word_states(batch, adapters, pooling))
+    def head(self, task: str, lang: str | None = None) -> TaggingHead:
+        """The language's own copy of the task head when few-shot made one, else the shared head."""
+        if lang is not None and own_head_key(task, lang) in self.heads:
+            return self.heads[own_head_key(task, lang)]
+        return self.heads[task]
 
-    def tagging_loss(self, task: str, batch: TagBatch, adapters: AdapterWeights, pooling: str = "first") -> torch.Tensor:
-        logits = self.tag_logits(task, batch, adapters, pooling)
+    def own_head(self, task: str, lang: str) -> TaggingHead:
+        """The language's own head for `task`, copied from the shared head on first use."""
+        key = own_head_key(task, lang)
+        if key not in self.heads:
+            self.heads[key] = copy.deepcopy(self.heads[task])
+            self.registry.language(lang).own_heads.append(task)
+        return self.heads[key]
+
+    def drop_own_heads(self, lang: str) -> None:
+        for task in self.registry.language(lang).own_heads:
+            del self.heads[own_head_key(task, lang)]
+        self.registry.language(lang).own_heads = []
+
+    def tag_logits(self, task: str, batch: TagBatch, adapters: AdapterWeights | None,
+                   pooling: str = "first", lang: str | None = None) -> torch.Tensor:
+        return self.head(task, lang)(self.word_states(batch, adapters, pooling))
+
+    def tagging_loss(self, task: str, batch: TagBatch, adapters: AdapterWeights, pooling: str = "first",
+                     lang: str | None = None) -> torch.Tensor:
+        logits = self.tag_logits(task, batch, adapters, pooling, lang)
         return F.cross_entropy(logits.flatten(0, 1), batch.labels.flatten(), ignore_index=IGNORE)
 
     def mlm_loss(self, batch: MlmBatch, adapters: AdapterWeights) -> torch.Tensor:
