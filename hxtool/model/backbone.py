@@ -71,6 +71,22 @@ class Backbone:
         return self.encoder.get_input_embeddings()
 
 
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the model hub answers at all: without this, an offline machine spends half a minute in
+    the hub client's retries before failing."""
+    import socket
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        return False
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    try:
+        with socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def weights_fingerprint(path: str) -> str:
     """A stable identity for a base model: the hub revision, else sha256 of its weight files."""
     folder = Path(path)
@@ -112,12 +128,23 @@ def load_backbone(name_or_path: str, device: str | torch.device = "cpu") -> Back
 
     quiet_transformers()
     path = resolve_tiny(resolve_base_model(name_or_path))
+    local = Path(path).exists()
+    offline = True  # local folder or the HF cache first; the hub only when those fail and it answers
     try:
-        config = AutoConfig.from_pretrained(path)
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        try:
+            config = AutoConfig.from_pretrained(path, local_files_only=True)
+            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        except OSError:
+            if local or not hub_reachable():
+                raise
+            offline = False
+            config = AutoConfig.from_pretrained(path)
+            tokenizer = AutoTokenizer.from_pretrained(path)
     except OSError as exc:
-        hint = "" if Path(path).exists() else " " + offline_hint(name_or_path)
-        raise HxError(f"cannot load base model {name_or_path!r}: {str(exc).splitlines()[0]}{hint}") from None
+        if local:
+            raise HxError(f"cannot load base model from {path}: {str(exc).splitlines()[0]}") from None
+        raise HxError(f"cannot load base model {name_or_path!r}: it is not a local folder, not in the "
+                      f"Hugging Face cache, and the hub is unreachable. {offline_hint(name_or_path)}") from None
     model_type = config.model_type
     if model_type not in FFN_OUTPUT:
         raise HxError(
@@ -125,11 +152,12 @@ def load_backbone(name_or_path: str, device: str | torch.device = "cpu") -> Back
         )
     head_state = None
     if model_type in MLM_HEAD_KEYS:
-        mlm_model, info = AutoModelForMaskedLM.from_pretrained(path, output_loading_info=True)
+        mlm_model, info = AutoModelForMaskedLM.from_pretrained(path, output_loading_info=True,
+                                                               local_files_only=offline)
         head_state = _mlm_head_state(mlm_model, model_type, set(info["missing_keys"]))
         encoder = mlm_model.base_model
     else:
-        encoder = AutoModel.from_pretrained(path)
+        encoder = AutoModel.from_pretrained(path, local_files_only=offline)
     encoder.to(device)
     encoder.eval()
     for param in encoder.parameters():
