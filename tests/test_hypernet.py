@@ -109,3 +109,17 @@ def test_trainable_groups(tiny_bert) -> None:
     only = model.set_trainable("lang")
     assert only == [model.hypernet.embeddings.row]
     assert [n for n, p in model.named_parameters() if p.requires_grad] == ["hypernet.embeddings.row"]
+
+
+def test_stacked_adapters_apply_in_order(tiny_bert) -> None:
+    model = HyperX(load_backbone(str(tiny_bert)), SMALL, registry())
+    ids = torch.tensor([[2, 7, 8, 3]])
+    mask = torch.ones_like(ids)
+    with torch.no_grad():
+        model.hypernet.generator.linear.weight.normal_(std=0.1)
+        first, second = model.adapters("pos", "en"), model.adapters("pos", "tr")
+        stacked = model.encode(ids, mask, [first, second])
+        reversed_ = model.encode(ids, mask, [second, first])
+        single = model.encode(ids, mask, first)
+    assert not torch.allclose(stacked, single)
+    assert not torch.allclose(stacked, reversed_)

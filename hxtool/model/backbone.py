@@ -187,13 +187,14 @@ def layernorm_parameters(encoder: nn.Module) -> dict[str, nn.Parameter]:
 
 
 class AdapterContext:
-    """Which generated adapters the hooks apply during the current forward pass (none: bare encoder)."""
+    """Which adapters the hooks apply during the current forward pass: none (the bare encoder), one
+    set, or a stack applied in order (a MAD-X-style language adapter, then a task adapter)."""
 
     def __init__(self) -> None:
-        self.weights: AdapterWeights | None = None
+        self.weights: AdapterWeights | list[AdapterWeights] | None = None
 
     @contextlib.contextmanager
-    def use(self, weights: AdapterWeights | None) -> Iterator[None]:
+    def use(self, weights: AdapterWeights | list[AdapterWeights] | None) -> Iterator[None]:
         previous, self.weights = self.weights, weights
         try:
             yield
@@ -201,16 +202,23 @@ class AdapterContext:
             self.weights = previous
 
 
+def apply_adapter(output: torch.Tensor, weights: AdapterWeights, layer: int) -> torch.Tensor:
+    """x + relu(x @ down + down_bias) @ up + up_bias, for one layer."""
+    hidden = torch.relu(torch.matmul(output, weights.down[layer]) + weights.down_bias[layer])
+    return output + torch.matmul(hidden, weights.up[layer]) + weights.up_bias[layer]
+
+
 def attach_adapters(encoder: nn.Module, model_type: str, context: AdapterContext) -> list:
-    """Register one forward hook per layer; each adds that layer's generated bottleneck adapter."""
+    """Register one forward hook per layer; each adds that layer's adapter(s) from the context."""
 
     def make_hook(layer: int):
         def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor | None:
             weights = context.weights
             if weights is None:
                 return None
-            hidden = torch.relu(torch.matmul(output, weights.down[layer]) + weights.down_bias[layer])
-            return output + torch.matmul(hidden, weights.up[layer]) + weights.up_bias[layer]
+            for adapter in weights if isinstance(weights, list) else (weights,):
+                output = apply_adapter(output, adapter, layer)
+            return output
 
         return hook
 

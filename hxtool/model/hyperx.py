@@ -65,7 +65,7 @@ class HyperX(nn.Module):
 
     # --- forward passes -------------------------------------------------------------------
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-               adapters: AdapterWeights | None) -> torch.Tensor:
+               adapters: AdapterWeights | list[AdapterWeights] | None) -> torch.Tensor:
         with self.context.use(adapters):
             return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
