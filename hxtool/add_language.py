@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,12 @@ class AddLanguageReport:
     index: int
     result: TrainResult
     output: Path
+    vocab_size: int
+
+    @property
+    def head_looks_untrained(self) -> bool:
+        """An MLM loss near ln(vocabulary) means the MLM head predicts nothing: the row learned nothing."""
+        return self.result.final_loss > 0.9 * math.log(self.vocab_size)
 
 
 def initial_row(model: HyperX, init: str) -> torch.Tensor:
@@ -65,7 +72,7 @@ def add_language(model: HyperX, meta: CheckpointMeta, code: str, corpus: Path, o
     model.hypernet.embeddings.commit_language_row()
     entry = LanguageInfo(code=code, source="add-language",
                          corpus={"path": str(corpus), "sha256": info.sha256, "lines": info.lines},
-                         steps=result.steps, init=init)
+                         steps=result.steps, init=init, mlm_loss=result.final_loss)
     if index < len(registry.languages):
         registry.languages[index] = entry
     else:
@@ -74,4 +81,4 @@ def add_language(model: HyperX, meta: CheckpointMeta, code: str, corpus: Path, o
              "train": dataclasses.asdict(config), "final_loss": result.final_loss}
     save_model(model, meta, output, event)
     discard_state(output)
-    return AddLanguageReport(code, index, result, output)
+    return AddLanguageReport(code, index, result, output, model.mlm_head.bias.shape[0])

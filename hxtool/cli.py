@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Iterator, Optional
@@ -173,8 +174,14 @@ def add_language_cmd(
             model, meta = load_model(source, _device(device))
             report = add_language(model, meta, code, corpus, output or source, config, init=init,
                                   overwrite=overwrite, quiet=quiet, save_every=save_every, resume=resume)
+    first = report.result.first_loss
     out.print(f"added [bold]{report.code}[/] as language row {report.index} after {report.result.steps} steps "
-              f"(MLM loss {report.result.final_loss:.3f}) -> {report.output}")
+              f"(MLM loss {first if first is not None else float('nan'):.3f} -> {report.result.final_loss:.3f}) "
+              f"-> {report.output}")
+    if report.head_looks_untrained:
+        err.print(f"[yellow]warning[/]: the MLM loss is still near ln(vocabulary) = "
+                  f"{math.log(report.vocab_size):.1f}, so the MLM head predicts little and the new embedding "
+                  "learned little from the text; pretrain-mlm longer (or on MLM data closer to this language)")
 
 
 @app.command()
@@ -321,13 +328,14 @@ def info(
         tasks.add_row(task.name, ", ".join(task.labels) if task.labels else "(masked language modelling)")
     out.print(tasks)
     langs = Table(title="languages")
-    for column in ("code", "source", "labelled", "MLM corpus", "lines", "steps", "few-shot"):
+    for column in ("code", "source", "labelled", "MLM corpus", "lines", "steps", "MLM loss", "few-shot"):
         langs.add_column(column)
     for lang in registry.languages:
         corpus = lang.corpus or {}
         langs.add_row(lang.code, lang.source + (f" (init {lang.init})" if lang.init else ""),
                       ", ".join(lang.labelled) or "-", Path(corpus.get("path", "-")).name,
                       str(corpus.get("lines", "-")), str(lang.steps),
+                      f"{lang.mlm_loss:.2f}" if lang.mlm_loss is not None else "-",
                       "; ".join(f"{f['task']} n={f['n']}" for f in lang.fewshot) or "-")
     out.print(langs)
     params = Table(title="learned parameters (saved in the checkpoint)")

@@ -90,6 +90,7 @@ def pretrain(recipe: Recipe, output: Path, device: str = "cpu", quiet: bool = Fa
     dev_scores = snapshots[best] if best is not None else {}
     for lang in registry.languages:
         lang.steps = sum(n for (_, code), n in result.steps_per_pair.items() if code == lang.code)
+        lang.mlm_loss = result.loss_per_pair.get((MLM_TASK, lang.code))
     meta = new_meta(model)
     event = {"command": "pretrain-mlm", "recipe": str(recipe.path), "steps": result.steps,
              "train": dataclasses.asdict(cfg), "best_step": result.best_step, "dev": dict(dev_scores)}

@@ -45,6 +45,7 @@ class LanguageInfo:
     init: str | None = None  # how a language added later was initialised
     fewshot: list[dict[str, Any]] = field(default_factory=list)  # few-shot tunings applied
     own_heads: list[str] = field(default_factory=list)  # tasks for which few-shot gave it its own head copy
+    mlm_loss: float | None = None  # smoothed MLM loss at the end of its training, a check on the MLM head
 
 
 @dataclass

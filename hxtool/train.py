@@ -22,6 +22,7 @@ from hxtool.resume import TrainState, load_state, save_state
 class TrainResult:
     steps: int
     final_loss: float
+    first_loss: float | None = None  # loss of the first step this process ran
     best_score: float | None = None
     best_step: int | None = None
     steps_per_pair: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -141,6 +142,8 @@ def train(model: HyperX, streams: list, params: list[nn.Parameter], config: Trai
             optimizer.step()
             scheduler.step()
             value = float(loss.detach())
+            if result.first_loss is None:
+                result.first_loss = value
             running = value if running is None else 0.95 * running + 0.05 * value
             result.steps = step + 1
             result.final_loss = running

@@ -250,3 +250,19 @@ def test_a_checkpoint_without_a_recorded_hash_is_refused(checkpoint: Path) -> No
     (checkpoint / CONFIG_FILE).write_text(json.dumps(config))
     with pytest.raises(CheckpointError, match="records no sha256"):
         load_model(checkpoint)
+
+
+def test_add_language_reports_losses_and_flags_an_untrained_head(checkpoint: Path, tmp_path: Path) -> None:
+    import math
+
+    model, meta = load_model(checkpoint)
+    report = add_language(model, meta, "fo", TINY_DATA / "fo-raw.txt", tmp_path / "out", mlm_config(), quiet=True)
+    assert report.result.first_loss is not None
+    registry = json.loads((tmp_path / "out" / REGISTRY_FILE).read_text())
+    assert registry["languages"][-1]["mlm_loss"] == pytest.approx(report.result.final_loss)
+    assert registry["languages"][0]["mlm_loss"] is not None  # recorded by pretrain-mlm for its MLM languages
+    # A uniform head sits at ln(V); a head that predicts something sits well below it.
+    report.result.final_loss = 0.5 * math.log(report.vocab_size)
+    assert not report.head_looks_untrained
+    report.result.final_loss = math.log(report.vocab_size)
+    assert report.head_looks_untrained
