@@ -12,6 +12,14 @@ SHARED_REFERENCE = SHARED / "reference"
 RESOURCES = Path(__file__).parent / "resources"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Tiny models gain nothing from intra-op threads, and on a busy 2-core machine two threads per op
+    # made the tiny pretraining 80x slower in one measurement.
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--runslow", action="store_true", default=False, help="run slow real-model tests")
 

@@ -1,0 +1,446 @@
+"""Few-shot curves on POS: hxtool (Hyper-X) against full fine-tuning and MAD-X-style adapters.
+
+Every system uses the same frozen-or-not base encoder (multilingual-e5-small by default), the same
+source data (UD POS train files of the source languages + their raw text), the same raw text per
+target, the same few-shot sentences (hxtool.fewshot.sample_indices(total, n, seed)) and the same
+evaluation sentences. Compute is matched step for step:
+
+  source stage     hxtool pretrain-mlm: S + A x len(sources) steps (POS and MLM batches, sampled)
+                   MAD-X: A MLM steps per source language adapter (+ MLM head), then S task-adapter steps
+                   full fine-tuning: S POS steps (no MLM: it has nothing to learn from raw text)
+  new language     hxtool add-language: A MLM steps on the target's raw text (one embedding row)
+                   MAD-X: A MLM steps for the target's language adapter (MLM head frozen)
+                   full fine-tuning: nothing (zero-shot is the source model)
+  n shots          every system: epochs x ceil(n / batch) steps at a constant rate, seeded by the seed
+
+Usage:
+  python benchmarks/fewshot_curves.py --quick          # ug, n in {0, 20}, 1 seed: minutes on 2 cores
+  python benchmarks/fewshot_curves.py                  # mt, ug, fo; n in {0, 5, 10, 20, 50}; 3 seeds
+
+Results (every raw score, stage timings, the cost table) go to benchmarks/results/fewshot_curves[_quick].json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import gc
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from hxtool.config import (
+    SIZES,
+    HyperConfig,
+    LabelledSource,
+    MlmSource,
+    Recipe,
+    TrainConfig,
+)
+from hxtool.data.labelled import LabelledData, read_labelled
+from hxtool.fewshot import fewshot_steps, sample_indices
+from hxtool.metrics import upos_accuracy
+
+SYSTEMS = ("hxtool", "madx", "full_ft")
+DIAGNOSTICS = ("madx_no_swap",)  # extra score rows: MAD-X at n=0 keeping a source language adapter
+
+# Where each target's test file and few-shot pool live (fo: modern test, historical train as the pool,
+# since fo_oft has no train split).
+TARGETS = {
+    "mt": ("ud/mt_mudt/test.conllu", "ud/mt_mudt/train.conllu"),
+    "ug": ("ud/ug_udt/test.conllu", "ud/ug_udt/train.conllu"),
+    "fo": ("ud/fo_oft/test.conllu", "ud/fo_farpahc/train.conllu"),
+}
+SOURCES = {"en": "ud/en_ewt/train.conllu", "tr": "ud/tr_imst/train.conllu"}
+
+
+@dataclass
+class Profile:
+    """How big a run is. `source_steps` (S) and `lang_steps` (A) as in the module docstring."""
+
+    targets: tuple[str, ...]
+    shots: tuple[int, ...]
+    seeds: tuple[int, ...]
+    sources: tuple[str, ...] = ("en", "tr")
+    source_steps: int = 500
+    lang_steps: int = 150
+    epochs: int = 20  # few-shot epochs over the n sentences
+    batch_size: int = 16
+    max_length: int = 128
+    eval_limit: int = 0  # 0: the whole test file; else its first k sentences
+    adapter_lr: float = 1e-3  # MAD-X static adapters (the paper's 1e-4 is for 100k+ steps)
+    encoder_lr: float = 5e-5  # full fine-tuning
+    head_lr: float = 5e-3  # every tagging head, and the MLM heads (hxtool's own default)
+    base_model: str = "pypi:multilingual-e5-small"
+
+
+PROFILES = {
+    # One target, two points, one seed, very few steps: a smoke test of the whole comparison that
+    # finishes in minutes; its numbers say little about any system.
+    "quick": Profile(targets=("ug",), shots=(0, 20), seeds=(1,), source_steps=40, lang_steps=20, epochs=10,
+                     max_length=64, eval_limit=300),
+    # The whole suite, sized for about 150 minutes on 2 CPU cores (see BENCHMARKS.md for the estimate).
+    "full": Profile(targets=("mt", "ug", "fo"), shots=(0, 5, 10, 20, 50), seeds=(1, 2, 3)),
+}
+
+
+@dataclass
+class Run:
+    """Everything measured, written to JSON as is."""
+
+    profile: dict[str, Any]
+    meta: dict[str, Any]
+    scores: list[dict[str, Any]] = field(default_factory=list)
+    stages: list[dict[str, Any]] = field(default_factory=list)
+    cost: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+# --- helpers ----------------------------------------------------------------------------------------
+def hardware() -> dict[str, Any]:
+    model = ""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+        model = next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")), "")
+    except OSError:
+        pass
+    return {"nproc": os.cpu_count(), "cpu": model, "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "python": platform.python_version(), "gpu": torch.cuda.is_available()}
+
+
+def disk_bytes(tensors: dict[str, torch.Tensor]) -> int:
+    """Size on disk of `tensors` as one safetensors file: what storing a new language costs."""
+    from safetensors.torch import save_file
+
+    if not tensors:
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "t.safetensors"
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(path))
+        return path.stat().st_size
+
+
+def eval_data(data_dir: Path, target: str, limit: int) -> LabelledData:
+    data = read_labelled("pos", data_dir / TARGETS[target][0])
+    return data.subset(list(range(min(limit, len(data))))) if limit else data
+
+
+def shots_for(pool: LabelledData, n: int, seed: int) -> LabelledData:
+    """The same n sentences for every system: hxtool.fewshot's own sampler."""
+    return pool.subset(sample_indices(len(pool), n, seed))
+
+
+def tune_config(profile: Profile, n: int, seed: int, lr: float) -> TrainConfig:
+    return TrainConfig(steps=fewshot_steps(n, profile.batch_size, profile.epochs), batch_size=profile.batch_size,
+                       lr=lr, head_lr=profile.head_lr, decay=False, warmup=0.0, max_length=profile.max_length,
+                       seed=seed)
+
+
+class Recorder:
+    def __init__(self, run: Run, out: Path) -> None:
+        self.run, self.out = run, out
+
+    def stage(self, system: str, stage: str, steps: int, seconds: float, trainable: int,
+              first_loss: float | None = None, last_loss: float | None = None, **extra: Any) -> None:
+        row = {"system": system, "stage": stage, "steps": steps, "seconds": round(seconds, 2),
+               "seconds_per_step": round(seconds / max(steps, 1), 3), "trainable": trainable,
+               "first_loss": first_loss, "last_loss": last_loss, **extra}
+        self.run.stages.append(row)
+        print(f"  [{system}] {stage}: {steps} steps in {seconds:.0f} s ({row['seconds_per_step']} s/step), "
+              f"trainable {trainable:,}" + (f", loss {first_loss:.2f} -> {last_loss:.2f}" if last_loss else ""),
+              flush=True)
+        self.save()
+
+    def score(self, system: str, target: str, n: int, seed: int, gold: list[list[str]],
+              predicted: list[list[str]], **extra: Any) -> None:
+        score = upos_accuracy(gold, predicted)
+        self.run.scores.append({"system": system, "target": target, "n": n, "seed": seed,
+                                "upos": round(100 * score.value, 2), "correct": score.correct,
+                                "total": score.total, **extra})
+        print(f"  [{system}] {target} n={n} seed={seed}: UPOS {100 * score.value:.2f}", flush=True)
+        self.save()
+
+    def save(self) -> None:
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.out.with_suffix(".tmp")
+        tmp.write_text(json.dumps(dataclasses.asdict(self.run), indent=1))
+        os.replace(tmp, self.out)
+
+
+# --- the three systems -----------------------------------------------------------------------------
+def run_hxtool(profile: Profile, data_dir: Path, rec: Recorder, work: Path) -> None:
+    from hxtool.add_language import ADD_LANGUAGE_LR, add_language
+    from hxtool.fewshot import FEWSHOT_LR, fewshot
+    from hxtool.model.hyperx import own_head_key
+    from hxtool.pretrain import pretrain
+    from hxtool.session import load_model
+    from hxtool.tagging import predict_tags
+
+    steps = profile.source_steps + profile.lang_steps * len(profile.sources)
+    recipe = Recipe(
+        base_model=profile.base_model, model=HyperConfig(**SIZES["base"]),
+        train=TrainConfig(steps=steps, batch_size=profile.batch_size, lr=1e-4, head_lr=profile.head_lr,
+                          warmup=0.1, max_length=profile.max_length, seed=1),
+        data=[LabelledSource("pos", lang, data_dir / SOURCES[lang]) for lang in profile.sources],
+        mlm=[MlmSource(lang, data_dir / "raw" / f"{lang}.txt") for lang in profile.sources])
+    checkpoint = work / "hxtool"
+    clock = time.perf_counter()
+    report = pretrain(recipe, checkpoint, quiet=True)
+    losses = {f"{t}/{lang}": round(v, 3) for (t, lang), v in report.result.loss_per_pair.items()}
+    rec.stage("hxtool", "pretrain-mlm", report.result.steps, time.perf_counter() - clock, report.trainable,
+              report.result.first_loss, report.result.final_loss, loss_per_pair=losses,
+              steps_per_pair={f"{t}/{lang}": v for (t, lang), v in report.result.steps_per_pair.items()})
+    model, meta = load_model(checkpoint)
+    for target in profile.targets:
+        test = eval_data(data_dir, target, profile.eval_limit)
+        pool = read_labelled("pos", data_dir / TARGETS[target][1])
+        config = TrainConfig(steps=profile.lang_steps, batch_size=profile.batch_size, lr=ADD_LANGUAGE_LR,
+                             max_length=profile.max_length, decay=False, warmup=0.0, seed=1)
+        clock = time.perf_counter()
+        added = add_language(model, meta, target, data_dir / "raw" / f"{target}.txt", checkpoint, config, quiet=True)
+        rec.stage("hxtool", f"add-language {target}", added.result.steps, time.perf_counter() - clock, 64,
+                  added.result.first_loss, added.result.final_loss, head_looks_untrained=added.head_looks_untrained)
+        index = model.registry.lang_index(target)
+        rec.run.cost.setdefault("hxtool", {})["bytes_zero_shot"] = disk_bytes(
+            {"row": model.hypernet.embeddings.language.weight[index]})
+        rec.score("hxtool", target, 0, 0, test.tags, predict_tags(model, "pos", target, test.words))
+        snapshot = model.learned_state_dict()  # restored before every few-shot run
+        for seed in profile.seeds:
+            for n in (n for n in profile.shots if n > 0):
+                model.drop_own_heads(target)
+                model.load_learned_state({k: v.clone() for k, v in snapshot.items()})
+                config = tune_config(profile, n, seed, FEWSHOT_LR)
+                clock = time.perf_counter()
+                fewshot(model, meta, checkpoint, "pos", target, pool, None, n, config, quiet=True)
+                seconds = time.perf_counter() - clock
+                head = model.heads[own_head_key("pos", target)]
+                trainable = model.hypernet.embeddings.language.weight.shape[1] + sum(p.numel() for p in head.parameters())
+                rec.stage("hxtool", f"fewshot {target} n={n} seed={seed}", config.steps, seconds, trainable)
+                rec.run.cost["hxtool"]["bytes_tuned"] = disk_bytes(
+                    {"row": model.hypernet.embeddings.language.weight[index],
+                     **{f"head.{k}": v for k, v in head.state_dict().items()}})
+                rec.score("hxtool", target, n, seed, test.tags, predict_tags(model, "pos", target, test.words))
+        model.drop_own_heads(target)
+        model.load_learned_state(snapshot)
+    del model
+    gc.collect()
+
+
+def run_madx(profile: Profile, data_dir: Path, rec: Recorder) -> None:
+    from hxtool.baselines import madx
+    from hxtool.model.backbone import load_backbone
+
+    backbone = load_backbone(profile.base_model)
+    sources = {lang: read_labelled("pos", data_dir / SOURCES[lang]) for lang in profile.sources}
+    from hxtool.data.labelled import label_list
+
+    labels = label_list("pos", list(sources.values()))
+    torch.manual_seed(1)
+    model = madx.MadX(backbone, labels)
+    mlm_config = TrainConfig(steps=profile.lang_steps, batch_size=profile.batch_size, lr=profile.adapter_lr,
+                             head_lr=profile.head_lr, warmup=0.1, max_length=profile.max_length, seed=1)
+    corpora = {lang: data_dir / "raw" / f"{lang}.txt" for lang in profile.sources}
+    result = madx.train_language_adapters(model, corpora, mlm_config, train_mlm_head=True)
+    la_params = sum(p.numel() for p in model.lang_adapters[profile.sources[0]].parameters())
+    rec.stage("madx", "source language adapters + MLM head", result.steps, result.seconds,
+              la_params * len(corpora) + sum(p.numel() for p in model.mlm_head.parameters()),
+              result.mean_loss(True), result.mean_loss(False))
+    task_config = TrainConfig(steps=profile.source_steps, batch_size=profile.batch_size, lr=profile.adapter_lr,
+                              head_lr=profile.head_lr, warmup=0.1, max_length=profile.max_length, seed=1)
+    result = madx.train_task_adapter(model, sources, task_config)
+    task_params = sum(p.numel() for p in [*model.task_adapter.parameters(), *model.head.parameters()])
+    rec.stage("madx", "task adapter + head", result.steps, result.seconds, task_params,
+              result.mean_loss(True), result.mean_loss(False))
+    snapshot = model.task_state()
+    for target in profile.targets:
+        test = eval_data(data_dir, target, profile.eval_limit)
+        pool = read_labelled("pos", data_dir / TARGETS[target][1])
+        config = dataclasses.replace(mlm_config, warmup=0.0, decay=False)  # as add-language: constant rate
+        result = madx.train_language_adapters(model, {target: data_dir / "raw" / f"{target}.txt"}, config,
+                                              train_mlm_head=False)
+        rec.stage("madx", f"language adapter {target}", result.steps, result.seconds, la_params,
+                  result.mean_loss(True), result.mean_loss(False))
+        rec.run.cost.setdefault("madx", {})["bytes_zero_shot"] = disk_bytes(
+            madx.added_per_language(model, target, tuned=False))
+        rec.score("madx", target, 0, 0, test.tags, model.predict(test.words, target))
+        # Diagnostic: the same task adapter over the first source language's adapter, i.e. without the
+        # swap. If this beats the row above, the target adapter hurts at this budget.
+        rec.score("madx_no_swap", target, 0, 0, test.tags, model.predict(test.words, profile.sources[0]))
+        for seed in profile.seeds:
+            for n in (n for n in profile.shots if n > 0):
+                model.load_task_state(snapshot)
+                config = tune_config(profile, n, seed, profile.adapter_lr)
+                result = madx.tune_on_shots(model, target, shots_for(pool, n, seed), config)
+                rec.stage("madx", f"fewshot {target} n={n} seed={seed}", result.steps, result.seconds, task_params,
+                          result.mean_loss(True, 1), result.mean_loss(False, 1))
+                rec.run.cost["madx"]["bytes_tuned"] = disk_bytes(madx.added_per_language(model, target, tuned=True))
+                rec.score("madx", target, n, seed, test.tags, model.predict(test.words, target))
+        model.load_task_state(snapshot)
+    del model, backbone
+    gc.collect()
+
+
+def run_full_ft(profile: Profile, data_dir: Path, rec: Recorder) -> None:
+    from hxtool.baselines import full_finetune as ft
+    from hxtool.data.labelled import label_list
+    from hxtool.model.backbone import load_backbone
+
+    backbone = load_backbone(profile.base_model)
+    sources = {lang: read_labelled("pos", data_dir / SOURCES[lang]) for lang in profile.sources}
+    labels = label_list("pos", list(sources.values()))
+    torch.manual_seed(1)
+    model = ft.FullFinetuneTagger(backbone, labels)
+    config = TrainConfig(steps=profile.source_steps, batch_size=profile.batch_size, lr=profile.encoder_lr,
+                         head_lr=profile.head_lr, warmup=0.1, max_length=profile.max_length, seed=1)
+    result = ft.train_on_source(model, sources, config)
+    trainable = sum(p.numel() for p in model.parameters())
+    rec.stage("full_ft", "encoder + head on source POS", result.steps, result.seconds, trainable,
+              result.mean_loss(True), result.mean_loss(False))
+    snapshot = model.snapshot()
+    rec.run.cost["full_ft"] = {"bytes_zero_shot": 0}  # zero-shot uses the source model as it is
+    for target in profile.targets:
+        test = eval_data(data_dir, target, profile.eval_limit)
+        pool = read_labelled("pos", data_dir / TARGETS[target][1])
+        rec.score("full_ft", target, 0, 0, test.tags, model.predict(test.words))
+        for seed in profile.seeds:
+            for n in (n for n in profile.shots if n > 0):
+                model.restore(snapshot)
+                tune = tune_config(profile, n, seed, profile.encoder_lr)
+                result = ft.tune_on_shots(model, target, shots_for(pool, n, seed), tune)
+                rec.stage("full_ft", f"fewshot {target} n={n} seed={seed}", result.steps, result.seconds, trainable,
+                          result.mean_loss(True, 1), result.mean_loss(False, 1))
+                if "bytes_tuned" not in rec.run.cost["full_ft"]:
+                    rec.run.cost["full_ft"]["bytes_tuned"] = disk_bytes(ft.added_per_language(model))
+                rec.score("full_ft", target, n, seed, test.tags, model.predict(test.words))
+        model.restore(snapshot)
+    del model, backbone, snapshot
+    gc.collect()
+
+
+# --- report -----------------------------------------------------------------------------------------
+def summarise(run: Run) -> dict[str, dict[str, dict[int, tuple[float, float, int]]]]:
+    """system -> target -> n -> (mean, sample std, count). n = 0 is one run: it does not use the seed."""
+    grouped: dict[str, dict[str, dict[int, list[float]]]] = {}
+    for row in run.scores:
+        grouped.setdefault(row["system"], {}).setdefault(row["target"], {}).setdefault(row["n"], []).append(row["upos"])
+    return {s: {t: {n: (statistics.fmean(v), statistics.stdev(v) if len(v) > 1 else math.nan, len(v))
+                    for n, v in sorted(by_n.items())} for t, by_n in by_t.items()} for s, by_t in grouped.items()}
+
+
+def table(run: Run) -> str:
+    summary = summarise(run)
+    shots = sorted({row["n"] for row in run.scores})
+    lines = [("| target | system | " + " | ".join(f"n={n}" for n in shots) + " |"),
+             ("|---|---|" + "---:|" * len(shots))]
+    for target in dict.fromkeys(row["target"] for row in run.scores):
+        for system in (s for s in (*SYSTEMS, *DIAGNOSTICS) if s in summary):
+            cells = []
+            for n in shots:
+                mean, std, count = summary[system].get(target, {}).get(n, (math.nan, math.nan, 0))
+                cells.append("–" if not count else f"{mean:.2f}" if count == 1 else f"{mean:.2f} ± {std:.2f}")
+            lines.append(f"| {target} | {system} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def cost_table(run: Run) -> str:
+    lines = [("| system | trainable (source stage) | trainable (few-shot) | s/step source | s/step new language "
+              "| s/step few-shot | added per language, n=0 | added per language, tuned |"),
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for system in SYSTEMS:
+        stages = [s for s in run.stages if s["system"] == system]
+        if not stages:
+            continue
+        few = [s for s in stages if s["stage"].startswith("fewshot")]
+        lang = [s for s in stages if s["stage"].startswith(("add-language", "language adapter "))]
+        source = [s for s in stages if s not in few and s not in lang]
+        per_step = lambda rows: sum(r["seconds"] for r in rows) / max(sum(r["steps"] for r in rows), 1)
+        cost = run.cost.get(system, {})
+        size = lambda b: "–" if b is None else f"{b / 1e6:.2f} MB" if b >= 1e5 else f"{b / 1e3:.1f} kB"
+        lang_cell = f"{per_step(lang):.2f}" if lang else "–"  # full fine-tuning has no new-language stage
+        lines.append(f"| {system} | {sum(s['trainable'] for s in source):,} | {few[0]['trainable'] if few else 0:,} "
+                     f"| {per_step(source):.2f} | {lang_cell} | {per_step(few):.2f} "
+                     f"| {size(cost.get('bytes_zero_shot'))} | {size(cost.get('bytes_tuned'))} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="one target, n in {0, 20}, one seed, few steps")
+    parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated subset of " + ", ".join(SYSTEMS))
+    parser.add_argument("--targets", help="override the profile's targets (comma-separated)")
+    parser.add_argument("--shots", help="override the profile's n values (comma-separated)")
+    parser.add_argument("--seeds", help="override the profile's seeds (comma-separated)")
+    parser.add_argument("--source-steps", type=int, help="override S")
+    parser.add_argument("--lang-steps", type=int, help="override A")
+    parser.add_argument("--epochs", type=int, help="override few-shot epochs")
+    parser.add_argument("--eval-limit", type=int, help="score only the first k test sentences (0: all)")
+    parser.add_argument("--output", type=Path, help="JSON file (default benchmarks/results/fewshot_curves[_quick].json)")
+    args = parser.parse_args(argv)
+
+    profile = PROFILES["quick" if args.quick else "full"]
+    ints = lambda text: tuple(int(x) for x in text.split(","))
+    overrides = {"targets": tuple(args.targets.split(",")) if args.targets else None,
+                 "shots": ints(args.shots) if args.shots else None, "seeds": ints(args.seeds) if args.seeds else None,
+                 "source_steps": args.source_steps, "lang_steps": args.lang_steps, "epochs": args.epochs,
+                 "eval_limit": args.eval_limit}
+    profile = dataclasses.replace(profile, **{k: v for k, v in overrides.items() if v is not None})
+    systems = [s for s in args.systems.split(",") if s]
+    unknown = set(systems) - set(SYSTEMS) or set(profile.targets) - set(TARGETS)
+    if unknown:
+        parser.error(f"unknown: {', '.join(sorted(unknown))}")
+    custom = any(v is not None for v in overrides.values())  # never overwrite a profile's recorded results
+    name = f"fewshot_curves{'_quick' if args.quick else ''}{'_custom' if custom else ''}.json"
+    out = args.output or REPO / "benchmarks" / "results" / name
+    meta = {"command": " ".join([Path(sys.executable).name, *sys.argv]),
+            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "hardware": hardware(),
+            "systems": systems, "data_dir": str(args.data_dir)}
+    run = Run(profile=dataclasses.asdict(profile), meta=meta)
+    rec = Recorder(run, out)
+    print(f"fewshot curves ({'quick' if args.quick else 'full'}): {profile}", flush=True)
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="fewshot-curves-") as tmp:
+        for system in systems:
+            clock = time.perf_counter()
+            print(f"== {system}", flush=True)
+            if system == "hxtool":
+                run_hxtool(profile, args.data_dir, rec, Path(tmp))
+            elif system == "madx":
+                run_madx(profile, args.data_dir, rec)
+            else:
+                run_full_ft(profile, args.data_dir, rec)
+            run.meta.setdefault("seconds", {})[system] = round(time.perf_counter() - clock, 1)
+            rec.save()
+    run.meta["seconds"]["total"] = round(time.perf_counter() - start, 1)
+    rec.save()
+    print(f"\nUPOS accuracy (%) on the first {profile.eval_limit or 'all'} test sentences, mean ± sample std over "
+          f"seeds {list(profile.seeds)} (n=0 does not depend on the seed: one run)")
+    print(table(run))
+    print("\nCost")
+    print(cost_table(run))
+    print(f"\ntime per system (s): {run.meta['seconds']}; results: {out}")
+    try:
+        from benchmarks.plot import plot_curves
+    except ImportError:
+        plot_curves = None
+    if plot_curves is not None:
+        plot_curves(out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
