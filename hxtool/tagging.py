@@ -12,11 +12,7 @@ from hxtool.model.hyperx import HyperX
 
 def model_max_length(model: HyperX) -> int:
     """Longest input the encoder takes, special tokens included."""
-    config = model.encoder.config
-    positions = getattr(config, "max_position_embeddings", 512)
-    if getattr(config, "model_type", "") in ("roberta", "xlm-roberta"):
-        positions -= 2  # RoBERTa-style position ids start after the padding index
-    return int(min(positions, 512, getattr(model.backbone.tokenizer, "model_max_length", 512) or 512))
+    return model.backbone.max_length
 
 
 @torch.inference_mode()

@@ -22,7 +22,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from hxtool.data.align import encode_sentences
-from hxtool.data.batches import IGNORE, TagBatch, collate_chunks
+from hxtool.data.batches import IGNORE, TagBatch, collate_chunks, pool_words
 from hxtool.data.labelled import LabelledData, label_ids
 from hxtool.data.sources import TaggingStream
 from hxtool.model.backbone import AdapterContext, Backbone, attach_adapters
@@ -54,14 +54,7 @@ class AdaptedEncoder(nn.Module):
     def word_states(self, batch: TagBatch, adapters: AdapterWeights | list[AdapterWeights] | None = None,
                     pooling: str = "first") -> torch.Tensor:
         """[B, W, hidden]: one vector per word, pooled as HyperX does (first piece, or the mean)."""
-        states = self.encode(batch.input_ids, batch.attention_mask, adapters)
-        if pooling == "first":
-            index = batch.word_start.unsqueeze(-1).expand(-1, -1, states.shape[-1])
-            return torch.gather(states, 1, index)
-        positions = torch.arange(states.shape[1], device=states.device)
-        inside = (positions >= batch.word_start.unsqueeze(-1)) & (positions < batch.word_end.unsqueeze(-1))
-        weights = inside.float() / inside.sum(-1, keepdim=True).clamp(min=1)
-        return torch.bmm(weights, states)
+        return pool_words(self.encode(batch.input_ids, batch.attention_mask, adapters), batch, pooling)
 
 
 def tagging_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -161,9 +154,6 @@ def predict_words(word_logits: Callable[[TagBatch], torch.Tensor], tokenizer, se
 
 
 def encoder_max_length(backbone: Backbone) -> int:
-    """Longest input the encoder takes (as hxtool.tagging.model_max_length, without a HyperX)."""
-    config = backbone.encoder.config
-    positions = getattr(config, "max_position_embeddings", 512)
-    if getattr(config, "model_type", "") in ("roberta", "xlm-roberta"):
-        positions -= 2
-    return int(min(positions, 512, getattr(backbone.tokenizer, "model_max_length", 512) or 512))
+    """Longest input the encoder takes (the same limit HyperX tags with)."""
+    return backbone.max_length
+

@@ -81,3 +81,15 @@ def mlm_batch(tokenizer, lines: list[str], max_length: int, mlm_probability: flo
             labels[row, col] = out["input_ids"][row, col]
             out["input_ids"][row, col] = tokenizer.mask_token_id
     return MlmBatch(out["input_ids"], out["attention_mask"].long(), labels)
+
+
+def pool_words(states: torch.Tensor, batch: TagBatch, pooling: str = "first") -> torch.Tensor:
+    """[B, W, hidden]: one vector per word, its first piece's state or the mean over its pieces."""
+    if pooling == "first":
+        index = batch.word_start.unsqueeze(-1).expand(-1, -1, states.shape[-1])
+        return torch.gather(states, 1, index)
+    # Mean over each word's pieces, through a [B, W, T] averaging matrix.
+    positions = torch.arange(states.shape[1], device=states.device)
+    inside = (positions >= batch.word_start.unsqueeze(-1)) & (positions < batch.word_end.unsqueeze(-1))
+    weights = inside.float() / inside.sum(-1, keepdim=True).clamp(min=1)
+    return torch.bmm(weights, states)

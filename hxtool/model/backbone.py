@@ -70,6 +70,15 @@ class Backbone:
     def input_embeddings(self) -> nn.Embedding:
         return self.encoder.get_input_embeddings()
 
+    @property
+    def max_length(self) -> int:
+        """Longest input the encoder takes, special tokens included."""
+        config = self.encoder.config
+        positions = getattr(config, "max_position_embeddings", 512)
+        if getattr(config, "model_type", "") in ("roberta", "xlm-roberta"):
+            positions -= 2  # RoBERTa-style position ids start after the padding index
+        return int(min(positions, 512, getattr(self.tokenizer, "model_max_length", 512) or 512))
+
 
 def hub_reachable(timeout: float = 3.0) -> bool:
     """Whether the model hub answers at all: without this, an offline machine spends half a minute in

@@ -13,7 +13,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from hxtool.config import HyperConfig
-from hxtool.data.batches import IGNORE, MlmBatch, TagBatch
+from hxtool.data.batches import IGNORE, MlmBatch, TagBatch, pool_words
 from hxtool.errors import CheckpointError
 from hxtool.model.backbone import AdapterContext, Backbone, attach_adapters, layernorm_parameters
 from hxtool.model.heads import MlmHead, TaggingHead
@@ -70,15 +70,7 @@ class HyperX(nn.Module):
             return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
     def word_states(self, batch: TagBatch, adapters: AdapterWeights | None, pooling: str = "first") -> torch.Tensor:
-        states = self.encode(batch.input_ids, batch.attention_mask, adapters)
-        if pooling == "first":
-            index = batch.word_start.unsqueeze(-1).expand(-1, -1, states.shape[-1])
-            return torch.gather(states, 1, index)
-        # Mean over each word's pieces, through a [B, W, T] averaging matrix.
-        positions = torch.arange(states.shape[1], device=states.device)
-        inside = (positions >= batch.word_start.unsqueeze(-1)) & (positions < batch.word_end.unsqueeze(-1))
-        weights = inside.float() / inside.sum(-1, keepdim=True).clamp(min=1)
-        return torch.bmm(weights, states)
+        return pool_words(self.encode(batch.input_ids, batch.attention_mask, adapters), batch, pooling)
 
     def head(self, task: str, lang: str | None = None) -> TaggingHead:
         """The language's own copy of the task head when few-shot made one, else the shared head."""
