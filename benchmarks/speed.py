@@ -13,8 +13,8 @@ Every measurement has warm-up runs, then several repetitions; the median is repo
 compared run interleaved (A, B, A, B, …), so a neighbour's load hits both alike; the CPU time that other
 processes used during each section is recorded beside it.
 
-    python benchmarks/speed.py --quick                 # about 3 minutes on 2 CPU cores
-    python benchmarks/speed.py                         # the full run
+    python benchmarks/speed.py --quick                 # about 2 minutes on 2 idle CPU cores
+    python benchmarks/speed.py                         # the full run, about 5 minutes
     python benchmarks/speed.py --data-dir ../shared/data --out benchmarks/results/speed.json
 """
 
@@ -32,8 +32,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -95,7 +95,7 @@ class CpuWatch:
 
 def lscpu_model() -> str:
     try:
-        text = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+        text = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10, check=False).stdout
     except (OSError, subprocess.SubprocessError):
         text = ""
     for line in text.splitlines():
@@ -269,10 +269,10 @@ def profile_hooks(model, batches: list, adapters) -> dict:
 
     backbone_module.apply_adapter = labelled  # the hooks look it up by name at call time
     try:
-        with torch.inference_mode(), profile(activities=[ProfilerActivity.CPU]) as prof:
-            with record_function("hxtool.encode_all"):
-                for batch in batches:
-                    model.encode(batch.input_ids, batch.attention_mask, adapters)
+        with torch.inference_mode(), profile(activities=[ProfilerActivity.CPU]) as prof, \
+                record_function("hxtool.encode_all"):
+            for batch in batches:
+                model.encode(batch.input_ids, batch.attention_mask, adapters)
     finally:
         backbone_module.apply_adapter = original
     events = prof.key_averages()
@@ -446,7 +446,7 @@ def child_main(args: argparse.Namespace) -> None:
     for name, batches in (("packed", [packed] * (args.child_warmup + args.child_reps)), ("stream", drawn)):
         times = []
         for i, batch in enumerate(batches):
-            t = timed(lambda: step(batch), device)
+            t = timed(lambda batch=batch: step(batch), device)
             if i >= args.child_warmup:
                 times.append(t)
         results[name] = {
@@ -491,7 +491,7 @@ def run_child(kind: str, args: argparse.Namespace) -> dict:
                "--madx-bottleneck", str(args.madx_bottleneck)]
     if args.threads:
         command += ["--threads", str(args.threads)]
-    done = subprocess.run(command, capture_output=True, text=True)
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"benchmark subprocess {kind} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -501,8 +501,8 @@ def bench_add_language(args: argparse.Namespace) -> dict:
     watch = CpuWatch()
     runs: dict[str, list[dict]] = {"addlang": [], "madx": []}
     for _ in range(args.rounds):  # alternate the two, so a neighbour's load hits both alike
-        for kind in runs:
-            runs[kind].append(run_child(kind, args))
+        for kind, results in runs.items():
+            results.append(run_child(kind, args))
     summary = {}
     for kind, results in runs.items():
         summary[kind] = {

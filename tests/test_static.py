@@ -7,8 +7,8 @@ import torch
 
 from hxtool.config import HyperConfig
 from hxtool.model.backbone import load_backbone
-from hxtool.model.hyperx import HyperX
 from hxtool.model.hypernet import AdapterWeights
+from hxtool.model.hyperx import HyperX
 from hxtool.model.static import StaticAdapters
 from hxtool.model.tiny import build_tiny_model
 from hxtool.registry import LanguageInfo, Registry, TaskInfo
