@@ -94,8 +94,10 @@ PROFILES = {
     # finishes in minutes; its numbers say little about any system.
     "quick": Profile(targets=("ug",), shots=(0, 20), seeds=(1,), source_steps=40, lang_steps=20, epochs=10,
                      max_length=64, eval_limit=300),
-    # The whole suite, sized for about 150 minutes on 2 CPU cores (see BENCHMARKS.md for the estimate).
-    "full": Profile(targets=("mt", "ug", "fo"), shots=(0, 5, 10, 20, 50), seeds=(1, 2, 3)),
+    # The whole suite, sized to fit 150 minutes on 2 CPU cores (BENCHMARKS.md says what it took). MLM steps
+    # dominate on CPU (2.8 s at 16 x 128), hence max length 64 and A = 100.
+    "full": Profile(targets=("mt", "ug", "fo"), shots=(0, 5, 10, 20, 50), seeds=(1, 2, 3), lang_steps=100,
+                    max_length=64),
 }
 
 
@@ -118,8 +120,9 @@ def hardware() -> dict[str, Any]:
         model = next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")), "")
     except OSError:
         pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {"nproc": os.cpu_count(), "cpu": model, "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__, "python": platform.python_version(), "gpu": torch.cuda.is_available()}
+            "torch": torch.__version__, "python": platform.python_version(), "gpu": gpu}
 
 
 def disk_bytes(tensors: dict[str, torch.Tensor]) -> int:
@@ -182,7 +185,18 @@ class Recorder:
 
 
 # --- the three systems -----------------------------------------------------------------------------
-def run_hxtool(profile: Profile, data_dir: Path, rec: Recorder, work: Path) -> None:
+def hxtool_recipe(profile: Profile, data_dir: Path) -> Recipe:
+    """pretrain-mlm on the sources' POS and raw text: S + A x len(sources) steps (see the docstring)."""
+    steps = profile.source_steps + profile.lang_steps * len(profile.sources)
+    return Recipe(
+        base_model=profile.base_model, model=HyperConfig(**SIZES["base"]),
+        train=TrainConfig(steps=steps, batch_size=profile.batch_size, lr=1e-4, head_lr=profile.head_lr,
+                          warmup=0.1, max_length=profile.max_length, seed=1),
+        data=[LabelledSource("pos", lang, data_dir / SOURCES[lang]) for lang in profile.sources],
+        mlm=[MlmSource(lang, data_dir / "raw" / f"{lang}.txt") for lang in profile.sources])
+
+
+def run_hxtool(profile: Profile, data_dir: Path, rec: Recorder, work: Path, device: str = "cpu") -> None:
     from hxtool.add_language import ADD_LANGUAGE_LR, add_language
     from hxtool.fewshot import FEWSHOT_LR, fewshot
     from hxtool.model.hyperx import own_head_key
@@ -190,21 +204,14 @@ def run_hxtool(profile: Profile, data_dir: Path, rec: Recorder, work: Path) -> N
     from hxtool.session import load_model
     from hxtool.tagging import predict_tags
 
-    steps = profile.source_steps + profile.lang_steps * len(profile.sources)
-    recipe = Recipe(
-        base_model=profile.base_model, model=HyperConfig(**SIZES["base"]),
-        train=TrainConfig(steps=steps, batch_size=profile.batch_size, lr=1e-4, head_lr=profile.head_lr,
-                          warmup=0.1, max_length=profile.max_length, seed=1),
-        data=[LabelledSource("pos", lang, data_dir / SOURCES[lang]) for lang in profile.sources],
-        mlm=[MlmSource(lang, data_dir / "raw" / f"{lang}.txt") for lang in profile.sources])
     checkpoint = work / "hxtool"
     clock = time.perf_counter()
-    report = pretrain(recipe, checkpoint, quiet=True)
+    report = pretrain(hxtool_recipe(profile, data_dir), checkpoint, device, quiet=True)
     losses = {f"{t}/{lang}": round(v, 3) for (t, lang), v in report.result.loss_per_pair.items()}
     rec.stage("hxtool", "pretrain-mlm", report.result.steps, time.perf_counter() - clock, report.trainable,
               report.result.first_loss, report.result.final_loss, loss_per_pair=losses,
               steps_per_pair={f"{t}/{lang}": v for (t, lang), v in report.result.steps_per_pair.items()})
-    model, meta = load_model(checkpoint)
+    model, meta = load_model(checkpoint, device)
     for target in profile.targets:
         test = eval_data(data_dir, target, profile.eval_limit)
         pool = read_labelled("pos", data_dir / TARGETS[target][1])
@@ -240,17 +247,17 @@ def run_hxtool(profile: Profile, data_dir: Path, rec: Recorder, work: Path) -> N
     gc.collect()
 
 
-def run_madx(profile: Profile, data_dir: Path, rec: Recorder) -> None:
+def run_madx(profile: Profile, data_dir: Path, rec: Recorder, device: str = "cpu") -> None:
     from hxtool.baselines import madx
     from hxtool.model.backbone import load_backbone
 
-    backbone = load_backbone(profile.base_model)
+    backbone = load_backbone(profile.base_model, device)
     sources = {lang: read_labelled("pos", data_dir / SOURCES[lang]) for lang in profile.sources}
     from hxtool.data.labelled import label_list
 
     labels = label_list("pos", list(sources.values()))
     torch.manual_seed(1)
-    model = madx.MadX(backbone, labels)
+    model = madx.MadX(backbone, labels).to(device)
     mlm_config = TrainConfig(steps=profile.lang_steps, batch_size=profile.batch_size, lr=profile.adapter_lr,
                              head_lr=profile.head_lr, warmup=0.1, max_length=profile.max_length, seed=1)
     corpora = {lang: data_dir / "raw" / f"{lang}.txt" for lang in profile.sources}
@@ -294,16 +301,16 @@ def run_madx(profile: Profile, data_dir: Path, rec: Recorder) -> None:
     gc.collect()
 
 
-def run_full_ft(profile: Profile, data_dir: Path, rec: Recorder) -> None:
+def run_full_ft(profile: Profile, data_dir: Path, rec: Recorder, device: str = "cpu") -> None:
     from hxtool.baselines import full_finetune as ft
     from hxtool.data.labelled import label_list
     from hxtool.model.backbone import load_backbone
 
-    backbone = load_backbone(profile.base_model)
+    backbone = load_backbone(profile.base_model, device)
     sources = {lang: read_labelled("pos", data_dir / SOURCES[lang]) for lang in profile.sources}
     labels = label_list("pos", list(sources.values()))
     torch.manual_seed(1)
-    model = ft.FullFinetuneTagger(backbone, labels)
+    model = ft.FullFinetuneTagger(backbone, labels).to(device)
     config = TrainConfig(steps=profile.source_steps, batch_size=profile.batch_size, lr=profile.encoder_lr,
                          head_lr=profile.head_lr, warmup=0.1, max_length=profile.max_length, seed=1)
     result = ft.train_on_source(model, sources, config)
@@ -389,15 +396,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lang-steps", type=int, help="override A")
     parser.add_argument("--epochs", type=int, help="override few-shot epochs")
     parser.add_argument("--eval-limit", type=int, help="score only the first k test sentences (0: all)")
+    parser.add_argument("--base-model", help="override the base encoder (e.g. tiny-random:xlm-roberta for a smoke run)")
     parser.add_argument("--output", type=Path, help="JSON file (default benchmarks/results/fewshot_curves[_quick].json)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda: where every system trains and tags")
+    parser.add_argument("--report", type=Path, nargs="+", metavar="JSON",
+                        help="run nothing: merge these result files (e.g. one per --systems run) and print the tables")
     args = parser.parse_args(argv)
+    if args.report:
+        return report(args.report, args.output)
 
     profile = PROFILES["quick" if args.quick else "full"]
     ints = lambda text: tuple(int(x) for x in text.split(","))
     overrides = {"targets": tuple(args.targets.split(",")) if args.targets else None,
                  "shots": ints(args.shots) if args.shots else None, "seeds": ints(args.seeds) if args.seeds else None,
                  "source_steps": args.source_steps, "lang_steps": args.lang_steps, "epochs": args.epochs,
-                 "eval_limit": args.eval_limit}
+                 "eval_limit": args.eval_limit, "base_model": args.base_model}
     profile = dataclasses.replace(profile, **{k: v for k, v in overrides.items() if v is not None})
     systems = [s for s in args.systems.split(",") if s]
     unknown = set(systems) - set(SYSTEMS) or set(profile.targets) - set(TARGETS)
@@ -408,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.output or REPO / "benchmarks" / "results" / name
     meta = {"command": " ".join([Path(sys.executable).name, *sys.argv]),
             "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "hardware": hardware(),
-            "systems": systems, "data_dir": str(args.data_dir)}
+            "systems": systems, "data_dir": str(args.data_dir), "device": args.device}
     run = Run(profile=dataclasses.asdict(profile), meta=meta)
     rec = Recorder(run, out)
     print(f"fewshot curves ({'quick' if args.quick else 'full'}): {profile}", flush=True)
@@ -418,27 +431,58 @@ def main(argv: list[str] | None = None) -> int:
             clock = time.perf_counter()
             print(f"== {system}", flush=True)
             if system == "hxtool":
-                run_hxtool(profile, args.data_dir, rec, Path(tmp))
+                run_hxtool(profile, args.data_dir, rec, Path(tmp), args.device)
             elif system == "madx":
-                run_madx(profile, args.data_dir, rec)
+                run_madx(profile, args.data_dir, rec, args.device)
             else:
-                run_full_ft(profile, args.data_dir, rec)
+                run_full_ft(profile, args.data_dir, rec, args.device)
             run.meta.setdefault("seconds", {})[system] = round(time.perf_counter() - clock, 1)
             rec.save()
     run.meta["seconds"]["total"] = round(time.perf_counter() - start, 1)
     rec.save()
-    print(f"\nUPOS accuracy (%) on the first {profile.eval_limit or 'all'} test sentences, mean ± sample std over "
-          f"seeds {list(profile.seeds)} (n=0 does not depend on the seed: one run)")
+    print_tables(run)
+    print(f"results: {out}")
+    plot(out)
+    return 0
+
+
+def print_tables(run: Run) -> None:
+    profile = run.profile
+    print(f"\nUPOS accuracy (%) on the first {profile['eval_limit'] or 'all'} test sentences, mean ± sample std over "
+          f"seeds {list(profile['seeds'])} (n=0 does not depend on the seed: one run)")
     print(table(run))
     print("\nCost")
     print(cost_table(run))
-    print(f"\ntime per system (s): {run.meta['seconds']}; results: {out}")
+    print(f"\ntime per system (s): {run.meta.get('seconds')}")
+
+
+def plot(path: Path) -> None:
     try:
         from benchmarks.plot import plot_curves
-    except ImportError:
-        plot_curves = None
-    if plot_curves is not None:
-        plot_curves(out)
+    except ImportError:  # matplotlib is optional
+        return
+    plot_curves(path)
+
+
+def report(paths: list[Path], output: Path | None) -> int:
+    """Merge result files of runs with one profile (say one per system) into one, and print its tables."""
+    runs = [json.loads(path.read_text()) for path in paths]
+    profiles = {json.dumps(r["profile"], sort_keys=True) for r in runs}
+    if len(profiles) > 1:
+        raise SystemExit("these result files come from different profiles; merging them would mix setups")
+    merged = Run(profile=runs[0]["profile"], meta={**runs[0]["meta"], "merged_from": [str(p) for p in paths],
+                                                   "seconds": {}})
+    for r in runs:
+        merged.scores += r["scores"]
+        merged.stages += r["stages"]
+        merged.cost.update(r["cost"])
+        merged.meta["seconds"].update({k: v for k, v in r["meta"].get("seconds", {}).items() if k != "total"})
+    merged.meta["seconds"]["total"] = round(sum(merged.meta["seconds"].values()), 1)
+    print_tables(merged)
+    if output:
+        Recorder(merged, output).save()
+        print(f"merged results: {output}")
+        plot(output)
     return 0
 
 

@@ -1,0 +1,61 @@
+"""benchmarks/fewshot_curves.py --report: merging per-system result files into one table."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def curves():
+    spec = importlib.util.spec_from_file_location("fewshot_curves_under_test", REPO / "benchmarks" / "fewshot_curves.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while building the class
+    spec.loader.exec_module(module)
+    yield module
+    del sys.modules[spec.name]
+
+
+def write_run(curves, path: Path, system: str, scores: list[tuple[int, int, float]], seconds: float,
+              profile=None) -> Path:
+    profile = profile or curves.PROFILES["quick"]
+    run = curves.Run(profile=dataclasses.asdict(profile), meta={"seconds": {system: seconds, "total": seconds}})
+    for n, seed, upos in scores:
+        run.scores.append({"system": system, "target": "ug", "n": n, "seed": seed, "upos": upos})
+    run.stages.append({"system": system, "stage": "fewshot ug n=20 seed=1", "steps": 10, "seconds": 5.0,
+                       "trainable": 7})
+    run.cost[system] = {"bytes_zero_shot": 328, "bytes_tuned": 26_700}
+    path.write_text(json.dumps(dataclasses.asdict(run)))
+    return path
+
+
+def test_report_merges_runs_of_one_profile(curves, tmp_path, capsys):
+    a = write_run(curves, tmp_path / "a.json", "hxtool", [(0, 0, 70.0), (20, 1, 74.0), (20, 2, 76.0)], 100.0)
+    b = write_run(curves, tmp_path / "b.json", "full_ft", [(0, 0, 65.0), (20, 1, 80.0), (20, 2, 78.0)], 50.0)
+    merged_path = tmp_path / "merged.json"
+    assert curves.report([a, b], merged_path) == 0
+    merged = json.loads(merged_path.read_text())
+    assert {row["system"] for row in merged["scores"]} == {"hxtool", "full_ft"}
+    assert len(merged["scores"]) == 6 and len(merged["stages"]) == 2
+    assert set(merged["cost"]) == {"hxtool", "full_ft"}
+    assert merged["meta"]["seconds"] == {"hxtool": 100.0, "full_ft": 50.0, "total": 150.0}
+    assert merged["meta"]["merged_from"] == [str(a), str(b)]
+    printed = capsys.readouterr().out
+    assert "| ug | hxtool | 70.00 | 75.00 ± 1.41 |" in printed  # mean and sample std of 74 and 76
+    assert "| ug | full_ft | 65.00 | 79.00 ± 1.41 |" in printed
+
+
+def test_report_refuses_runs_of_different_profiles(curves, tmp_path):
+    a = write_run(curves, tmp_path / "a.json", "hxtool", [(0, 0, 70.0)], 1.0)
+    other = dataclasses.replace(curves.PROFILES["quick"], lang_steps=99)
+    b = write_run(curves, tmp_path / "b.json", "madx", [(0, 0, 20.0)], 1.0, profile=other)
+    with pytest.raises(SystemExit, match="different profiles"):
+        curves.report([a, b], tmp_path / "merged.json")
+    assert not (tmp_path / "merged.json").exists()
