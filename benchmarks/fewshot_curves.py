@@ -16,6 +16,9 @@ evaluation sentences. Compute is matched step for step:
 Usage:
   python benchmarks/fewshot_curves.py --quick          # ug, n in {0, 20}, 1 seed: minutes on 2 cores
   python benchmarks/fewshot_curves.py                  # mt, ug, fo; n in {0, 5, 10, 20, 50}; 3 seeds
+  python benchmarks/fewshot_curves.py --device cuda    # the same on a GPU
+  python benchmarks/fewshot_curves.py --systems madx --output madx.json     # one system per process, then
+  python benchmarks/fewshot_curves.py --report hxtool.json madx.json full_ft.json --output all.json
 
 Results (every raw score, stage timings, the cost table) go to benchmarks/results/fewshot_curves[_quick].json.
 """
