@@ -27,7 +27,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.fewshot_curves import PROFILES, TARGETS, eval_data, hardware, hxtool_recipe  # noqa: E402
+from benchmarks.fewshot_curves import PROFILES, eval_data, hardware, hxtool_recipe  # noqa: E402
 from hxtool.add_language import add_language, initial_row  # noqa: E402
 from hxtool.config import MLM_TASK, TrainConfig  # noqa: E402
 from hxtool.data.corpus import corpus_info  # noqa: E402
@@ -53,7 +53,7 @@ def mlm_loss(model, batches: list, lang_index: int) -> float:
     return statistics.fmean(float(model.mlm_loss(batch, adapters)) for batch in batches)
 
 
-def score(model, lang: str, target: str, test, lang_index: int) -> dict:
+def score(model, lang: str, test, lang_index: int) -> dict:
     """MLM loss on the target's fixed batches with row `lang_index`; UPOS on its test file tagged as `lang`."""
     loss = mlm_loss(model, test["batches"], lang_index)
     upos = upos_accuracy(test["data"].tags, predict_tags(model, "pos", lang, test["data"].words))
@@ -88,10 +88,9 @@ def main(argv: list[str] | None = None) -> int:
         out["pretrain_seconds"] = round(time.perf_counter() - clock, 1)
         for target in args.targets.split(","):
             corpus = args.data_dir / "raw" / f"{target}.txt"
-            test = None
-            for lr in (float(x) for x in args.lrs.split(",")):
+            for attempt, lr in enumerate(float(x) for x in args.lrs.split(",")):
                 model, meta = load_model(checkpoint, args.device)  # the pretrained model, without any new row
-                if test is None:
+                if attempt == 0:
                     test = {"data": eval_data(args.data_dir, target, 0),
                             "batches": fixed_batches(model, corpus, args.probe_batches, profile.batch_size,
                                                      profile.max_length)}
@@ -105,19 +104,19 @@ def main(argv: list[str] | None = None) -> int:
                              "train_first_loss": round(added.result.first_loss, 3),
                              "train_last_loss": round(added.result.final_loss, 3),
                              "moved": round(float((row - mean_row).norm()), 4), "row_norm": round(float(row.norm()), 4),
-                             **score(model, target, target, test, index)})
+                             **score(model, target, test, index)})
                 print(rows[-1], flush=True)
-                if len(rows) == 1 or rows[-2]["target"] != target:  # once per target: the reference rows
+                if attempt == 0:  # once per target: the reference rows
                     with torch.no_grad():
                         trained = row.clone()
                         model.hypernet.embeddings.language.weight[index] = mean_row
                         rows.append({"target": target, "row": "mean of known rows (untrained)",
-                                     **score(model, target, target, test, index)})
+                                     **score(model, target, test, index)})
                         print(rows[-1], flush=True)
                         model.hypernet.embeddings.language.weight[index] = trained
                     for code in profile.sources:
                         rows.append({"target": target, "row": f"{code}'s row",
-                                     **score(model, code, target, test, model.registry.lang_index(code))})
+                                     **score(model, code, test, model.registry.lang_index(code))})
                         print(rows[-1], flush=True)
                 del model
     args.output.parent.mkdir(parents=True, exist_ok=True)

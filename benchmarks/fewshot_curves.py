@@ -250,16 +250,23 @@ def run_hxtool(profile: Profile, data_dir: Path, rec: Recorder, work: Path, devi
     gc.collect()
 
 
-def run_madx(profile: Profile, data_dir: Path, rec: Recorder, device: str = "cpu") -> None:
-    from hxtool.baselines import madx
+def baseline_setup(profile: Profile, data_dir: Path, device: str):
+    """What both baselines start from: the base encoder, the sources' POS data and its labels; seeded so
+    that the model built next starts from the same random head."""
+    from hxtool.data.labelled import label_list
     from hxtool.model.backbone import load_backbone
 
     backbone = load_backbone(profile.base_model, device)
     sources = {lang: read_labelled("pos", data_dir / SOURCES[lang]) for lang in profile.sources}
-    from hxtool.data.labelled import label_list
-
     labels = label_list("pos", list(sources.values()))
     torch.manual_seed(1)
+    return backbone, sources, labels
+
+
+def run_madx(profile: Profile, data_dir: Path, rec: Recorder, device: str = "cpu") -> None:
+    from hxtool.baselines import madx
+
+    backbone, sources, labels = baseline_setup(profile, data_dir, device)
     model = madx.MadX(backbone, labels).to(device)
     mlm_config = TrainConfig(steps=profile.lang_steps, batch_size=profile.batch_size, lr=profile.adapter_lr,
                              head_lr=profile.head_lr, warmup=0.1, max_length=profile.max_length, seed=1)
@@ -306,13 +313,8 @@ def run_madx(profile: Profile, data_dir: Path, rec: Recorder, device: str = "cpu
 
 def run_full_ft(profile: Profile, data_dir: Path, rec: Recorder, device: str = "cpu") -> None:
     from hxtool.baselines import full_finetune as ft
-    from hxtool.data.labelled import label_list
-    from hxtool.model.backbone import load_backbone
 
-    backbone = load_backbone(profile.base_model, device)
-    sources = {lang: read_labelled("pos", data_dir / SOURCES[lang]) for lang in profile.sources}
-    labels = label_list("pos", list(sources.values()))
-    torch.manual_seed(1)
+    backbone, sources, labels = baseline_setup(profile, data_dir, device)
     model = ft.FullFinetuneTagger(backbone, labels).to(device)
     config = TrainConfig(steps=profile.source_steps, batch_size=profile.batch_size, lr=profile.encoder_lr,
                          head_lr=profile.head_lr, warmup=0.1, max_length=profile.max_length, seed=1)
@@ -462,7 +464,7 @@ def print_tables(run: Run) -> None:
 def plot(path: Path) -> None:
     try:
         from benchmarks.plot import plot_curves
-    except ImportError:  # matplotlib is optional
+    except ImportError:  # run from outside the repository (plot_curves itself handles a missing matplotlib)
         return
     plot_curves(path)
 
