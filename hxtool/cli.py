@@ -424,7 +424,8 @@ def evaluate(
 
 @app.command()
 def quickstart(
-    data_dir: Optional[Path] = typer.Option(None, help="Data folder like ../shared/data [default: $HXTOOL_DATA]."),
+    data_dir: Optional[Path] = typer.Option(None, help="Data folder like ../shared/data [default: $HXTOOL_DATA, "
+                                            "else the small real data set shipped in the package]."),
     output: Path = typer.Option(Path("hxtool-quickstart"), "--output", "-o", help="Folder for the model and outputs."),
     steps: int = typer.Option(300, help="pretrain-mlm steps."),
     add_steps: int = typer.Option(80, help="add-language steps."),
@@ -432,18 +433,20 @@ def quickstart(
     device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
-    """Run the whole workflow offline on real data: pretrain-mlm (POS en/tr/zh, NER en/zh, MLM) ->
+    """Run the whole workflow offline on real data: pretrain-mlm (POS, NER and MLM of source languages) ->
     add-language ug -> fewshot pos ug n=20 -> tag the ug test file; print accuracy before and after.
+    No arguments needed: without --data-dir it uses the data shipped in the package (POS en/zh/kk,
+    NER en/zh, MLM en/tr/zh; CC BY-SA 4.0 / CC BY 2.0 FR, attribution in its README.md).
 
-    Example: hxtool quickstart --data-dir ../shared/data
+    Example: hxtool quickstart   (or: hxtool quickstart --data-dir ../shared/data)
     """
     from hxtool.datadir import data_dir as find_data_dir
-    from hxtool.quickstart import run_quickstart
+    from hxtool.quickstart import PACKAGED_DATA, run_quickstart
 
     with user_errors():
         root = find_data_dir(data_dir)
-        if root is None or not root.is_dir():
-            raise HxError("pass --data-dir DIR (or set HXTOOL_DATA) pointing at a folder like ../shared/data")
+        if root is not None and not root.is_dir():
+            raise HxError(f"--data-dir (or HXTOOL_DATA) is not a folder: {root}")
         report = run_quickstart(root, output, _device(device), steps=steps, add_steps=add_steps,
                                 base_model=base_model, quiet=quiet)
     table = Table(title="quickstart: UPOS accuracy on the Uyghur (ug) UDT test file")
@@ -457,6 +460,8 @@ def quickstart(
     timing = ", ".join(f"{name} {secs:.0f} s" for name, secs in report.seconds.items())
     out.print(f"time: {timing}; total {sum(report.seconds.values()) / 60:.1f} min")
     out.print(f"tagged file: {report.tagged}")
+    if root is None:
+        out.print(f"data: the sample shipped in the package ({PACKAGED_DATA}; sources and licences in its README.md)")
 
 
 if __name__ == "__main__":  # pragma: no cover
