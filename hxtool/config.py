@@ -256,9 +256,9 @@ def load_recipe(path: str | Path, data_dir: Path | None = None) -> Recipe:
         for key in ("lang", "corpus"):
             if key not in entry:
                 raise HxError(f"recipe entry {where[:-1]} lacks the key {key}")
+        split, column = _optional(where, "split", entry), _optional(where, "column", entry)
         mlm.append(MlmSource(lang=_typed(where, "lang", entry["lang"], str),
-                             corpus=_resolve_input(root, entry["corpus"], where + "corpus",
-                                                   _optional(where, "split", entry), _optional(where, "column", entry))))
+                             corpus=_resolve_input(root, entry["corpus"], where + "corpus", split, column)))
     if not labelled and not mlm:
         raise HxError(f"{path}: the recipe names no data ([[data]] or [[mlm]] entries)")
     model.validate()

@@ -256,3 +256,23 @@ column = "text"
     # eval: gold and predicted both datasets, test split by default
     result = run("eval", tiny_folders["ud_fo"], tiny_folders["ud_fo"], "--task", "pos", "--json")
     assert json.loads(result.stdout)["value"] == 1.0
+
+
+def test_hub_names_load_the_split_and_stream_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the hub reachable, hf:NAME:CONFIG goes to load_dataset with its config and split; text streams."""
+    import hxtool.model.backbone as backbone
+
+    calls = []
+    wikiann = ner_dataset(read_labelled("ner", TINY_DATA / "en-ner-dev.tsv"))
+    text = Dataset.from_dict({"text": ["one line", "two\nlines"]})
+
+    def load_dataset(name, config=None, split=None, streaming=False):
+        calls.append((name, config, split, streaming))
+        return text.to_iterable_dataset() if streaming else wikiann
+
+    monkeypatch.setattr(backbone, "hub_reachable", lambda timeout=3.0: True)
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    data = read_labelled("ner", "hf:unimelb-nlp/wikiann:en?split=validation")
+    assert data.tags == read_labelled("ner", TINY_DATA / "en-ner-dev.tsv").tags
+    assert list(iter_corpus_lines("hf:some/wiki")) == ["one line", "two", "lines"]
+    assert calls == [("unimelb-nlp/wikiann", "en", "validation", False), ("some/wiki", None, "train", True)]

@@ -74,5 +74,6 @@ def test_wheel_carries_the_packaged_data(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
                     str(tmp_path), str(source)], check=True)
     names = set(zipfile.ZipFile(next(tmp_path.glob("hxtool-*.whl"))).namelist())
-    shipped = {str(p.relative_to(repo)) for p in PACKAGED_DATA.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+    shipped = {str(p.relative_to(repo)) for p in PACKAGED_DATA.rglob("*")
+               if p.is_file() and "__pycache__" not in p.parts}
     assert shipped and shipped <= names
