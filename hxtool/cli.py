@@ -153,7 +153,7 @@ def add_language_cmd(
                                 "dataset's text column: a save_to_disk folder or hf:NAME[:CONFIG] (streamed)."),
     split: str = typer.Option("train", "--split", help=SPLIT_HELP.format(what="--corpus")),
     column: Optional[str] = typer.Option(None, "--column", help="Text column of a dataset --corpus "
-                                         "[default: text, else its only string column]."),
+                                         "\\[default: text, else its only string column]."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help=CHECKPOINT_HELP),
     output: Optional[Path] = typer.Option(None, "--output", "-o",
                                           help="Where to write the result [default: the checkpoint itself]."),
@@ -424,7 +424,7 @@ def evaluate(
 
 @app.command()
 def quickstart(
-    data_dir: Optional[Path] = typer.Option(None, help="Data folder like ../shared/data [default: $HXTOOL_DATA, "
+    data_dir: Optional[Path] = typer.Option(None, help="Data folder like ../shared/data \\[default: $HXTOOL_DATA, "
                                             "else the small real data set shipped in the package]."),
     output: Path = typer.Option(Path("hxtool-quickstart"), "--output", "-o", help="Folder for the model and outputs."),
     steps: int = typer.Option(300, help="pretrain-mlm steps."),

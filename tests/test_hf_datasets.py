@@ -276,3 +276,24 @@ def test_hub_names_load_the_split_and_stream_text(monkeypatch: pytest.MonkeyPatc
     assert data.tags == read_labelled("ner", TINY_DATA / "en-ner-dev.tsv").tags
     assert list(iter_corpus_lines("hf:some/wiki")) == ["one line", "two", "lines"]
     assert calls == [("unimelb-nlp/wikiann", "en", "validation", False), ("some/wiki", None, "train", True)]
+
+
+def test_text_column_streams_in_bounded_memory(tmp_path: Path) -> None:
+    import tracemalloc
+
+    line = ("lorem ipsum dolor sit amet " * 80).strip()  # ~2 KB a row
+    peaks = {}
+    for rows in (1000, 8000):  # ~2 MB and ~17 MB of text
+        folder = tmp_path / f"big{rows}"
+        Dataset.from_dict({"text": [line] * rows}).save_to_disk(str(folder))
+        corpus_info(folder)  # first use: imports and caches outside the measurement
+        tracemalloc.start()
+        try:
+            info = corpus_info(folder)
+            count = sum(1 for _ in iter_corpus_lines(folder, max_words=150))
+            peaks[rows] = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert info.lines == rows and count == rows * 3
+    size = 8000 * (len(line) + 1)
+    assert peaks[8000] < 1.5 * peaks[1000] and peaks[8000] < size / 10, f"peaks {peaks}: not streaming"

@@ -17,17 +17,20 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
 
 from hxtool.errors import DataError, HxError
+
+if TYPE_CHECKING:
+    from hxtool.data.labelled import LabelledData
 
 HUB_PREFIX = "hf:"
 TOKEN_COLUMNS = ("tokens", "words")
 TAG_COLUMNS = {"pos": ("upos",), "ner": ("ner_tags",)}
 TEXT_COLUMN = "text"
 _QUERY_KEYS = ("split", "column")
-_ROWS_PER_BATCH = 1000  # rows read from Arrow at a time when streaming a text column
+_ROWS_PER_BATCH = 256  # rows read from Arrow at a time when streaming a text column
 # HF's universal_dependencies loader keeps multiword tokens ("don't" before "do", "n't") with UPOS "_":
 # they are not syntactic words, so they are dropped as the CoNLL-U reader drops range lines.
 _MULTIWORD_UPOS = "_"
@@ -44,7 +47,9 @@ class DatasetRef:
     column: str | None = None
 
     def __str__(self) -> str:
-        name = f"{HUB_PREFIX}{self.source}" + (f":{self.config}" if self.config else "") if self.hub else self.source
+        name = self.source
+        if self.hub:
+            name = f"{HUB_PREFIX}{self.source}" + (f":{self.config}" if self.config else "")
         query = {key: getattr(self, key) for key in _QUERY_KEYS if getattr(self, key)}
         return name + (f"?{urlencode(query)}" if query else "")
 
@@ -144,7 +149,7 @@ def _column(task: str, columns: list[str], where: str) -> tuple[str, str]:
     return tokens, tags
 
 
-def read_dataset_labelled(task: str, value: str | Path, default_split: str = "train") -> Any:
+def read_dataset_labelled(task: str, value: str | Path, default_split: str = "train") -> LabelledData:
     """LabelledData from a dataset: words and gold tags per row; `lines` holds the 1-based row number."""
     from hxtool.data.labelled import LabelledData
     from hxtool.data.ner_io import _check_tag as check_tag, normalise_iob2
