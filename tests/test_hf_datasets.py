@@ -283,7 +283,7 @@ def test_text_column_streams_in_bounded_memory(tmp_path: Path) -> None:
 
     line = ("lorem ipsum dolor sit amet " * 80).strip()  # ~2 KB a row
     peaks = {}
-    for rows in (1000, 8000):  # ~2 MB and ~17 MB of text
+    for rows in (1000, 4000):  # ~2 MB and ~9 MB of text
         folder = tmp_path / f"big{rows}"
         Dataset.from_dict({"text": [line] * rows}).save_to_disk(str(folder))
         corpus_info(folder)  # first use: imports and caches outside the measurement
@@ -295,5 +295,5 @@ def test_text_column_streams_in_bounded_memory(tmp_path: Path) -> None:
         finally:
             tracemalloc.stop()
         assert info.lines == rows and count == rows * 3
-    size = 8000 * (len(line) + 1)
-    assert peaks[8000] < 1.5 * peaks[1000] and peaks[8000] < size / 10, f"peaks {peaks}: not streaming"
+    size = 4000 * (len(line) + 1)
+    assert peaks[4000] < 1.5 * peaks[1000] and peaks[4000] < size / 5, f"peaks {peaks}: not streaming"
