@@ -133,10 +133,27 @@ def pretrain_mlm(
     out.print(table)
 
 
+def _dataset_input(path: Optional[Path], split: str, column: Optional[str] = None) -> Optional[Path]:
+    """A Hugging Face dataset input (save_to_disk folder or hf:NAME[:CONFIG]) with its split (and text column)
+    folded into the reference the data readers take; a file path comes back unchanged."""
+    from hxtool.data.hf_datasets import dataset_ref, is_dataset
+
+    if path is None or not is_dataset(path):
+        return path
+    return Path(dataset_ref(path, split, column))
+
+
+SPLIT_HELP = "Split to read when {what} is a Hugging Face DatasetDict (save_to_disk folder or hf:NAME[:CONFIG])."
+
+
 @app.command("add-language")
 def add_language_cmd(
     code: str = typer.Option(..., "--code", help="ISO 639 code of the new language, e.g. ug."),
-    corpus: Path = typer.Option(..., "--corpus", help="Raw UTF-8 text, one sentence a line."),
+    corpus: Path = typer.Option(..., "--corpus", help="Raw UTF-8 text, one sentence a line; or a Hugging Face "
+                                "dataset's text column: a save_to_disk folder or hf:NAME[:CONFIG] (streamed)."),
+    split: str = typer.Option("train", "--split", help=SPLIT_HELP.format(what="--corpus")),
+    column: Optional[str] = typer.Option(None, "--column", help="Text column of a dataset --corpus "
+                                         "\\[default: text, else its only string column]."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help=CHECKPOINT_HELP),
     output: Optional[Path] = typer.Option(None, "--output", "-o",
                                           help="Where to write the result [default: the checkpoint itself]."),
@@ -162,7 +179,10 @@ def add_language_cmd(
     from hxtool.session import load_model
 
     with user_errors():
-        if not corpus.is_file():
+        from hxtool.data.hf_datasets import is_dataset
+
+        corpus = _dataset_input(corpus, split, column)
+        if not is_dataset(corpus) and not corpus.is_file():
             raise HxError(f"corpus not found: {corpus}")
         if output is not None and output.resolve() == corpus.resolve():
             raise HxError("--output is the corpus file: hxtool never overwrites its input")
@@ -189,10 +209,13 @@ def fewshot(
     task: str = typer.Option(..., "--task", help="pos or ner (a task of the checkpoint)."),
     lang: str = typer.Option(..., "--lang", help="Target language code."),
     n: int = typer.Option(..., "--n", help="How many labelled sentences to draw (seeded) from --train."),
-    train_file: Optional[Path] = typer.Option(None, "--train", help="Labelled file to draw from "
+    train_file: Optional[Path] = typer.Option(None, "--train", help="Labelled file (or Hugging Face dataset: "
+                                              "save_to_disk folder, hf:NAME[:CONFIG]) to draw from "
                                               "[default: the train file of --data-dir]."),
-    eval_file: Optional[Path] = typer.Option(None, "--eval", help="Labelled file to score before and after "
-                                             "[default: the test file of --data-dir, if any]."),
+    eval_file: Optional[Path] = typer.Option(None, "--eval", help="Labelled file (or dataset, as --train) to "
+                                             "score before and after [default: the test file of --data-dir, if any]."),
+    train_split: str = typer.Option("train", "--train-split", help=SPLIT_HELP.format(what="--train")),
+    eval_split: str = typer.Option("test", "--eval-split", help=SPLIT_HELP.format(what="--eval")),
     data_dir: Optional[Path] = typer.Option(None, help="Data folder like ../shared/data [default: $HXTOOL_DATA]."),
     epochs: int = typer.Option(50, help="Passes over the n sentences (constant learning rate)."),
     batch_size: int = typer.Option(16),
@@ -231,6 +254,7 @@ def fewshot(
         if eval_file is None and root is not None:
             with contextlib.suppress(HxError):
                 eval_file = task_file(root, task, lang, "test")
+        train_file, eval_file = _dataset_input(train_file, train_split), _dataset_input(eval_file, eval_split)
         if output is not None and any(f is not None and output.resolve() == f.resolve()
                                       for f in (train_file, eval_file)):
             raise HxError("--output is an input file: hxtool never overwrites its input")
@@ -354,13 +378,15 @@ def info(
 
 @app.command("eval")
 def evaluate(
-    gold: Path = typer.Argument(..., help="Gold file: CoNLL-U (UPOS, or NER= in MISC) or an NER file."),
+    gold: Path = typer.Argument(..., help="Gold file: CoNLL-U (UPOS, or NER= in MISC) or an NER file; "
+                           "or a Hugging Face dataset (save_to_disk folder, hf:NAME[:CONFIG])."),
     predicted: Optional[Path] = typer.Argument(None, help="Predicted file in the same format; leave out to tag "
                                                "GOLD with --checkpoint/--lang first."),
     task: str = typer.Option(..., "--task", help="pos (UPOS accuracy) or ner (strict IOB2 span F1)."),
     lang: Optional[str] = typer.Option(None, "--lang", help="Language to tag with, when no PREDICTED file."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help=CHECKPOINT_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the scores as JSON."),
+    split: str = typer.Option("test", "--split", help=SPLIT_HELP.format(what="GOLD (or PREDICTED)")),
     device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
 ) -> None:
     """Score predictions against gold: UPOS accuracy (as the CoNLL 2018 scorer with gold tokenisation)
@@ -375,6 +401,7 @@ def evaluate(
     with user_errors():
         if task not in ("pos", "ner"):
             raise HxError(f"--task must be pos or ner, got {task!r}")
+        gold, predicted = _dataset_input(gold, split), _dataset_input(predicted, split)
         gold_data = read_labelled(task, gold)
         if predicted is not None:
             pred_data = read_labelled(task, predicted)
@@ -397,7 +424,8 @@ def evaluate(
 
 @app.command()
 def quickstart(
-    data_dir: Optional[Path] = typer.Option(None, help="Data folder like ../shared/data [default: $HXTOOL_DATA]."),
+    data_dir: Optional[Path] = typer.Option(None, help="Data folder like ../shared/data \\[default: $HXTOOL_DATA, "
+                                            "else the small real data set shipped in the package]."),
     output: Path = typer.Option(Path("hxtool-quickstart"), "--output", "-o", help="Folder for the model and outputs."),
     steps: int = typer.Option(300, help="pretrain-mlm steps."),
     add_steps: int = typer.Option(80, help="add-language steps."),
@@ -405,18 +433,20 @@ def quickstart(
     device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
-    """Run the whole workflow offline on real data: pretrain-mlm (POS en/tr/zh, NER en/zh, MLM) ->
+    """Run the whole workflow offline on real data: pretrain-mlm (POS, NER and MLM of source languages) ->
     add-language ug -> fewshot pos ug n=20 -> tag the ug test file; print accuracy before and after.
+    No arguments needed: without --data-dir it uses the data shipped in the package (POS en/zh/kk,
+    NER en/zh, MLM en/tr/zh; CC BY-SA 4.0 / CC BY 2.0 FR, attribution in its README.md).
 
-    Example: hxtool quickstart --data-dir ../shared/data
+    Example: hxtool quickstart   (or: hxtool quickstart --data-dir ../shared/data)
     """
     from hxtool.datadir import data_dir as find_data_dir
-    from hxtool.quickstart import run_quickstart
+    from hxtool.quickstart import PACKAGED_DATA, run_quickstart
 
     with user_errors():
         root = find_data_dir(data_dir)
-        if root is None or not root.is_dir():
-            raise HxError("pass --data-dir DIR (or set HXTOOL_DATA) pointing at a folder like ../shared/data")
+        if root is not None and not root.is_dir():
+            raise HxError(f"--data-dir (or HXTOOL_DATA) is not a folder: {root}")
         report = run_quickstart(root, output, _device(device), steps=steps, add_steps=add_steps,
                                 base_model=base_model, quiet=quiet)
     table = Table(title="quickstart: UPOS accuracy on the Uyghur (ug) UDT test file")
@@ -430,6 +460,8 @@ def quickstart(
     timing = ", ".join(f"{name} {secs:.0f} s" for name, secs in report.seconds.items())
     out.print(f"time: {timing}; total {sum(report.seconds.values()) / 60:.1f} min")
     out.print(f"tagged file: {report.tagged}")
+    if root is None:
+        out.print(f"data: the sample shipped in the package ({PACKAGED_DATA}; sources and licences in its README.md)")
 
 
 if __name__ == "__main__":  # pragma: no cover

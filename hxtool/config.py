@@ -175,6 +175,29 @@ def _resolve_file(root: Path, value: Any, key: str) -> Path:
     return path
 
 
+def _optional(section: str, key: str, entry: dict[str, Any]) -> str | None:
+    return _typed(section, key, entry[key], str) if key in entry else None
+
+
+def _resolve_input(root: Path, value: Any, key: str, split: str | None = None, column: str | None = None,
+                   default_split: str = "train") -> Path:
+    """A labelled file or corpus, or a Hugging Face dataset (a save_to_disk folder or hf:NAME[:CONFIG]) with
+    its split/column folded into the reference string that the data readers understand."""
+    from hxtool.data.hf_datasets import HUB_PREFIX, dataset_ref, is_dataset
+
+    if not isinstance(value, str):
+        raise HxError(f"recipe key {key} must be a path string, got {value!r}")
+    if value.startswith(HUB_PREFIX):
+        return Path(dataset_ref(value, split or default_split, column))
+    path = Path(value) if Path(value).is_absolute() else root / value
+    if is_dataset(path):
+        return Path(dataset_ref(path, split or default_split, column))
+    if split is not None or column is not None:
+        raise HxError(f"recipe key {key}: split and column apply to a dataset folder (save_to_disk) or hf:NAME, "
+                      f"and {path} is not one")
+    return _resolve_file(root, value, key)
+
+
 def load_recipe(path: str | Path, data_dir: Path | None = None) -> Recipe:
     """Read and validate a TOML recipe; relative data paths resolve against the data folder."""
     path = Path(path)
@@ -202,9 +225,10 @@ def load_recipe(path: str | Path, data_dir: Path | None = None) -> Recipe:
     for i, entry in enumerate(_typed("", "data", raw.get("data", []), list)):
         where = f"data[{i}]."
         entry = _typed("", f"data[{i}]", entry, dict)
+        known = {"task", "lang", "train", "dev", "format", "split", "dev_split"}
         for key in entry:
-            if key not in {"task", "lang", "train", "dev", "format"}:
-                raise HxError(f"unknown recipe key {where}{key} (known: dev, format, lang, task, train)")
+            if key not in known:
+                raise HxError(f"unknown recipe key {where}{key} (known: {', '.join(sorted(known))})")
         for key in ("task", "lang", "train"):
             if key not in entry:
                 raise HxError(f"recipe entry {where[:-1]} lacks the key {key}")
@@ -215,8 +239,10 @@ def load_recipe(path: str | Path, data_dir: Path | None = None) -> Recipe:
             LabelledSource(
                 task=task,
                 lang=_typed(where, "lang", entry["lang"], str),
-                train=_resolve_file(root, entry["train"], where + "train"),
-                dev=_resolve_file(root, entry["dev"], where + "dev") if "dev" in entry else None,
+                # Dataset splits: `split` for train (default train), `dev_split` for dev (default validation).
+                train=_resolve_input(root, entry["train"], where + "train", _optional(where, "split", entry)),
+                dev=_resolve_input(root, entry["dev"], where + "dev", _optional(where, "dev_split", entry),
+                                   default_split="validation") if "dev" in entry else None,
                 format=_typed(where, "format", entry.get("format", "auto"), str),
             )
         )
@@ -225,13 +251,14 @@ def load_recipe(path: str | Path, data_dir: Path | None = None) -> Recipe:
         where = f"mlm[{i}]."
         entry = _typed("", f"mlm[{i}]", entry, dict)
         for key in entry:
-            if key not in {"lang", "corpus"}:
-                raise HxError(f"unknown recipe key {where}{key} (known: corpus, lang)")
+            if key not in {"lang", "corpus", "column", "split"}:
+                raise HxError(f"unknown recipe key {where}{key} (known: column, corpus, lang, split)")
         for key in ("lang", "corpus"):
             if key not in entry:
                 raise HxError(f"recipe entry {where[:-1]} lacks the key {key}")
+        split, column = _optional(where, "split", entry), _optional(where, "column", entry)
         mlm.append(MlmSource(lang=_typed(where, "lang", entry["lang"], str),
-                             corpus=_resolve_file(root, entry["corpus"], where + "corpus")))
+                             corpus=_resolve_input(root, entry["corpus"], where + "corpus", split, column)))
     if not labelled and not mlm:
         raise HxError(f"{path}: the recipe names no data ([[data]] or [[mlm]] entries)")
     model.validate()

@@ -3,10 +3,15 @@
 pretrain-mlm (POS en/tr/zh, NER en/zh, MLM en/tr/zh) -> add-language ug from raw text -> fewshot pos ug
 with n = 20 -> tag the ug test file -> a table of accuracy before and after few-shot. Sized to finish
 within 15 minutes on 2 CPU cores.
+
+Without a data folder it runs on the small real data set shipped in the package (PACKAGED_DATA, laid out
+like ../shared/data; its quickstart.json names the languages it holds, as only redistributable data
+are shipped: no Turkish treebank, so Kazakh is the Turkic POS source there).
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +23,25 @@ from hxtool.offline_base import PYPI_E5
 SOURCE_POS = ("en", "tr", "zh")
 SOURCE_NER = ("en", "zh")
 TARGET = "ug"
+PACKAGED_DATA = Path(__file__).resolve().parent / "resources" / "quickstart"
+MANIFEST = "quickstart.json"  # {"pos": [...], "ner": [...], "mlm": [...], "target": "ug"}
+
+
+@dataclass(frozen=True)
+class QuickstartLanguages:
+    pos: tuple[str, ...] = SOURCE_POS
+    ner: tuple[str, ...] = SOURCE_NER
+    mlm: tuple[str, ...] = SOURCE_POS
+    target: str = TARGET
+
+
+def quickstart_languages(data: Path) -> QuickstartLanguages:
+    """The languages of a data folder's quickstart.json when it has one, else those of ../shared/data."""
+    manifest = data / MANIFEST
+    if not manifest.is_file():
+        return QuickstartLanguages()
+    raw = json.loads(manifest.read_text(encoding="utf-8"))
+    return QuickstartLanguages(tuple(raw["pos"]), tuple(raw["ner"]), tuple(raw["mlm"]), raw["target"])
 
 
 @dataclass
@@ -29,19 +53,21 @@ class QuickstartReport:
     seconds: dict[str, float] = field(default_factory=dict)
     mlm_loss: float = float("nan")  # add-language's final (smoothed) MLM loss
     pretrain_losses: dict[str, float] = field(default_factory=dict)
+    data: Path | None = None  # the data folder it ran on (PACKAGED_DATA without --data-dir)
 
 
 def quickstart_recipe(data: Path, base_model: str = PYPI_E5, steps: int = 300, seed: int = 1) -> Recipe:
-    labelled = [LabelledSource("pos", lang, task_file(data, "pos", lang, "train")) for lang in SOURCE_POS]
-    labelled += [LabelledSource("ner", lang, task_file(data, "ner", lang, "train")) for lang in SOURCE_NER]
-    mlm = [MlmSource(lang, raw_corpus(data, lang)) for lang in SOURCE_POS]
+    langs = quickstart_languages(data)
+    labelled = [LabelledSource("pos", lang, task_file(data, "pos", lang, "train")) for lang in langs.pos]
+    labelled += [LabelledSource("ner", lang, task_file(data, "ner", lang, "train")) for lang in langs.ner]
+    mlm = [MlmSource(lang, raw_corpus(data, lang)) for lang in langs.mlm]
     # A short, fast schedule: small batches and sequences; the paper's rate for the hypernetwork and
     # the default higher rate for the heads (the new MLM head included).
     train = TrainConfig(steps=steps, batch_size=16, lr=1e-4, warmup=0.1, max_length=128, seed=seed)
     return Recipe(base_model=base_model, model=HyperConfig(**SIZES["base"]), train=train, data=labelled, mlm=mlm)
 
 
-def run_quickstart(data: Path, folder: Path, device: str = "cpu", steps: int = 300, add_steps: int = 80,
+def run_quickstart(data: Path | None, folder: Path, device: str = "cpu", steps: int = 300, add_steps: int = 80,
                    n: int = 20, epochs: int = 50, base_model: str = PYPI_E5, quiet: bool = False) -> QuickstartReport:
     from hxtool.add_language import ADD_LANGUAGE_LR, add_language
     from hxtool.data.labelled import read_labelled
@@ -61,6 +87,8 @@ def run_quickstart(data: Path, folder: Path, device: str = "cpu", steps: int = 3
         seconds[name] = now - clock
         clock = now
 
+    data = PACKAGED_DATA if data is None else data
+    target = quickstart_languages(data).target
     recipe = quickstart_recipe(data, base_model, steps)
     checkpoint = folder / "model"
     pretrained = pretrain(recipe, checkpoint, device, quiet=quiet)
@@ -68,18 +96,18 @@ def run_quickstart(data: Path, folder: Path, device: str = "cpu", steps: int = 3
     model, meta = load_model(checkpoint, device)
     add_config = TrainConfig(steps=add_steps, batch_size=16, lr=ADD_LANGUAGE_LR, max_length=128, decay=False,
                              warmup=0.0, seed=1)
-    added = add_language(model, meta, TARGET, raw_corpus(data, TARGET), checkpoint, add_config, quiet=quiet)
+    added = add_language(model, meta, target, raw_corpus(data, target), checkpoint, add_config, quiet=quiet)
     lap("add-language")
-    train = read_labelled("pos", task_file(data, "pos", TARGET, "train"))
-    test_file = task_file(data, "pos", TARGET, "test")
+    train = read_labelled("pos", task_file(data, "pos", target, "train"))
+    test_file = task_file(data, "pos", target, "test")
     test = read_labelled("pos", test_file)
     config = TrainConfig(steps=fewshot_steps(n, 16, epochs), batch_size=16, lr=FEWSHOT_LR, decay=False,
                          warmup=0.0, seed=1)
     # The default lang+head: ug's row and ug's own copy of the pos head; other languages keep theirs.
-    report = fewshot(model, meta, checkpoint, "pos", TARGET, train, test, n, config, quiet=quiet)
+    report = fewshot(model, meta, checkpoint, "pos", target, train, test, n, config, quiet=quiet)
     lap("fewshot")
-    tagged = tag_file(model, test_file, "pos", TARGET, quiet=quiet)
-    out = folder / f"{TARGET}-test.tagged.conllu"
+    tagged = tag_file(model, test_file, "pos", target, quiet=quiet)
+    out = folder / f"{target}-test.tagged.conllu"
     atomic_write_text(out, tagged.text)
     lap("tag")
     from hxtool.data.conllu_io import read_conllu
@@ -87,4 +115,4 @@ def run_quickstart(data: Path, folder: Path, device: str = "cpu", steps: int = 3
     predicted = [s.upos for s in read_conllu(out).sentences]
     after = score_tags("pos", test.tags, predicted).value
     losses = {f"{t}/{lang}": v for (t, lang), v in pretrained.result.loss_per_pair.items()}
-    return QuickstartReport(folder, report.before.value, after, out, seconds, added.result.final_loss, losses)
+    return QuickstartReport(folder, report.before.value, after, out, seconds, added.result.final_loss, losses, data)

@@ -1,7 +1,9 @@
 """Raw text corpora for MLM, and the strict UTF-8 line reader the other data readers share.
 
 Everything here streams: files are read in binary, line by line (or chunk by chunk), and decoded
-one line at a time so that a bad byte is reported with its line number.
+one line at a time so that a bad byte is reported with its line number. A corpus may also be a Hugging
+Face dataset's text column (a save_to_disk folder or hf:NAME, see hxtool.data.hf_datasets): its rows are
+read as if written one after another into a file, streamed the same way.
 """
 
 from __future__ import annotations
@@ -66,6 +68,11 @@ def _has_text(text: str) -> bool:
 
 def corpus_info(path: str | Path, chunk_size: int = 1 << 20) -> CorpusInfo:
     """Hash and validate a corpus in fixed-size chunks, so one huge line cannot exhaust memory."""
+    from hxtool.data.hf_datasets import dataset_fingerprint, is_dataset
+
+    if is_dataset(path):
+        sha256, lines = dataset_fingerprint(path)
+        return CorpusInfo(path=str(path), sha256=sha256, lines=lines)
     digest = hashlib.sha256()
     decoder = codecs.getincrementaldecoder("utf-8")()
     lines = 0
@@ -100,22 +107,38 @@ def corpus_info(path: str | Path, chunk_size: int = 1 << 20) -> CorpusInfo:
     return CorpusInfo(path=str(path), sha256=digest.hexdigest(), lines=lines)
 
 
+def _cut(text: str, max_words: int) -> Iterator[str]:
+    """One stripped, non-blank line as pieces of at most max_words whitespace-separated words."""
+    words = text.split()
+    if len(words) <= max_words:
+        yield text  # keep the original spacing when no cut is needed
+    else:
+        for start in range(0, len(words), max_words):
+            yield " ".join(words[start:start + max_words])
+
+
+def _raw_lines(path: str | Path) -> Iterator[str]:
+    from hxtool.data.hf_datasets import is_dataset, iter_dataset_texts
+
+    if is_dataset(path):
+        for text in iter_dataset_texts(path):
+            yield from text.splitlines()
+    else:
+        for _, text, _ in iter_text_lines(path):
+            yield text
+
+
 def iter_corpus_lines(path: str | Path, max_words: int = 200) -> Iterator[str]:
     """Yield the non-blank lines (stripped), cutting lines longer than max_words whitespace-separated
     words into consecutive pieces of at most max_words words each."""
     if max_words < 1:
         raise ValueError(f"max_words must be at least 1, got {max_words}")
     found = False
-    for _, text, _ in iter_text_lines(path):
+    for text in _raw_lines(path):
         text = text.replace("\ufeff", "").strip()
         if not text:
             continue
         found = True
-        words = text.split()
-        if len(words) <= max_words:
-            yield text  # keep the original spacing when no cut is needed
-        else:
-            for start in range(0, len(words), max_words):
-                yield " ".join(words[start:start + max_words])
+        yield from _cut(text, max_words)
     if not found:
         raise DataError(path, "empty corpus: no non-blank line")

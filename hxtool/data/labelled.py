@@ -24,7 +24,12 @@ class LabelledData:
 
 
 def read_labelled(task: str, path: str | Path, fmt: str = "auto") -> LabelledData:
-    """UPOS from CoNLL-U for `pos`; any supported NER format for `ner`. Empty sentences are dropped."""
+    """UPOS from CoNLL-U for `pos`; any supported NER format for `ner`. Empty sentences are dropped.
+    A Hugging Face dataset (save_to_disk folder or hf:NAME, optional ?split=…) is read by hf_datasets."""
+    from hxtool.data.hf_datasets import is_dataset, read_dataset_labelled
+
+    if is_dataset(path):
+        return read_dataset_labelled(task, path)
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "file not found")
