@@ -253,7 +253,8 @@ def fewshot(
                                  strict_labels=strict_labels)
     if report.added_labels:
         err.print(f"{lang}'s own {task} head learns {len(report.added_labels)} label(s) the checkpoint's task "
-                  f"lacked: {', '.join(report.added_labels)} (other languages unchanged; --strict-labels refuses)")
+                  f"lacked: {', '.join(report.added_labels)} (other languages unchanged; --strict-labels refuses)",
+                  soft_wrap=True, highlight=False)
     table = Table(title=f"fewshot {task}/{lang}: n={n}, {report.steps} steps, tune={tune}")
     table.add_column("")
     table.add_column("before", justify="right")
