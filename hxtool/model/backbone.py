@@ -174,6 +174,11 @@ def _load_backbone(name_or_path: str, device: str | torch.device) -> Backbone:
             raise HxError(f"cannot load base model from {path}: {str(exc).splitlines()[0]}") from None
         raise HxError(f"cannot load base model {name_or_path!r}: it is not a local folder, not in the "
                       f"Hugging Face cache, and the hub is unreachable. {offline_hint(name_or_path)}") from None
+    # hxtool tokenises whole sentences and splits them into chunks that fit itself, so the tokenizer's
+    # one-off "sequence length is longer than the maximum" warning would only mislead: mark it as shown.
+    warned = getattr(tokenizer, "deprecation_warnings", None)
+    if isinstance(warned, dict):
+        warned["sequence-length-is-longer-than-the-specified-maximum"] = True
     model_type = config.model_type
     if model_type not in FFN_OUTPUT:
         raise HxError(
