@@ -186,7 +186,7 @@ def add_language_cmd(
 
 @app.command()
 def fewshot(
-    task: str = typer.Option(..., "--task", help="pos or ner (a task of the checkpoint)."),
+    task: str = typer.Option(..., "--task", help="A task of the checkpoint: pos, ner (or a registered task type)."),
     lang: str = typer.Option(..., "--lang", help="Target language code."),
     n: int = typer.Option(..., "--n", help="How many labelled sentences to draw (seeded) from --train."),
     train_file: Optional[Path] = typer.Option(None, "--train", help="Labelled file to draw from "

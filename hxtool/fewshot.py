@@ -73,12 +73,12 @@ def fewshot(model: HyperX, meta: CheckpointMeta, checkpoint: Path, task: str, la
         raise HxError("--eval is the same file as --train: few-shot never trains on the evaluation file")
     indices = sample_indices(len(train_data), n, config.seed)
     shots = train_data.subset(indices)
+    if strict_labels:
+        label_ids(shots, labels)  # refuse an unknown label, naming file and line, before any work
     added = [] if strict_labels else new_labels(task, shots, labels)
     if added and tune == "lang":
         raise HxError(f"the few-shot data holds labels the task lacks ({', '.join(added)}); --tune lang "
                       "trains no head to learn them: use --tune lang+head (or --strict-labels to refuse)")
-    if not added:
-        label_ids(shots, labels)  # with --strict-labels: refuse an unknown label before any work
 
     def evaluate() -> Score | None:
         if eval_data is None:
