@@ -188,13 +188,13 @@ def static_like(model, bottleneck: int):
 def bench_tagging(model, sentences: list[list[str]], warmup: int, reps: int, device: str) -> dict:
     from hxtool.data.align import encode_sentences
     from hxtool.data.batches import collate_chunks
-    from hxtool.tagging import DEFAULT_MAX_TOKENS, model_max_length, predict_tags, token_batches
+    from hxtool.tagging import default_max_tokens, model_max_length, predict_tags, token_batches
 
     words = sum(len(s) for s in sentences)
     tok = model.backbone.tokenizer
     pad_id = tok.pad_token_id
     max_length = model_max_length(model)
-    max_tokens = DEFAULT_MAX_TOKENS
+    max_tokens = default_max_tokens(device)
     model.eval()
 
     def batches() -> list:

@@ -282,9 +282,10 @@ def tag(
                             "tsv (token[<TAB>tag] lines, output with the predicted tag column)."),
     pooling: Optional[str] = typer.Option(None, help="first or mean subword of each word "
                                           "[default: what the checkpoint was pretrained with]."),
-    max_tokens: int = typer.Option(8192, "--max-tokens", help="Padded subword pieces per forward pass: chunks "
-                                    "are sorted by length and batched up to this budget."),
-    batch_size: Optional[int] = typer.Option(None, help="Also cap the chunks per forward pass [default: no cap, "
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="Padded subword pieces per forward pass: "
+                                              "chunks are sorted by length and batched up to this budget "
+                                              "\\[default: 8192 on a GPU, 2048 on CPU]."),
+    batch_size: Optional[int] = typer.Option(None, help="Also cap the chunks per forward pass \\[default: no cap, "
                                              "the --max-tokens budget alone]."),
     device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
