@@ -46,8 +46,8 @@ def _per_layer(weights: Stack) -> list[list[LayerWeights]] | None:
     if weights is None:
         return None
     stack = weights if isinstance(weights, list) else [weights]
-    return [list(layer) for layer in zip(*(
-        zip(a.down.unbind(0), a.down_bias.unbind(0), a.up.unbind(0), a.up_bias.unbind(0)) for a in stack))]
+    return [[(a.down[layer], a.down_bias[layer], a.up[layer], a.up_bias[layer]) for a in stack]
+            for layer in range(stack[0].down.shape[0])]
 
 
 def apply_adapter(output: torch.Tensor, down: torch.Tensor, down_bias: torch.Tensor, up: torch.Tensor,
