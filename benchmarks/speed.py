@@ -188,21 +188,20 @@ def static_like(model, bottleneck: int):
 def bench_tagging(model, sentences: list[list[str]], warmup: int, reps: int, device: str) -> dict:
     from hxtool.data.align import encode_sentences
     from hxtool.data.batches import collate_chunks
-    from hxtool.tagging import model_max_length, predict_tags
+    from hxtool.tagging import default_max_tokens, model_max_length, predict_tags, token_batches
 
     words = sum(len(s) for s in sentences)
     tok = model.backbone.tokenizer
     pad_id = tok.pad_token_id
     max_length = model_max_length(model)
-    batch_size = 32
+    max_tokens = default_max_tokens(device)
     model.eval()
 
     def batches() -> list:
-        # Exactly what predict_tags builds: chunks of whole words, sorted by length, batches of 32.
+        # Exactly what predict_tags builds: chunks of whole words, sorted by length, batched by token budget.
         chunks = encode_sentences(tok, sentences, max_length)
-        order = sorted(range(len(chunks)), key=lambda i: len(chunks[i].input_ids))
-        return [collate_chunks([chunks[i] for i in order[s:s + batch_size]], pad_id).to(device)
-                for s in range(0, len(order), batch_size)]
+        return [collate_chunks([chunks[i] for i in batch], pad_id).to(device)
+                for batch in token_batches(chunks, max_tokens)]
 
     prebuilt = batches()
     shapes = [tuple(b.input_ids.shape) for b in prebuilt]
@@ -224,7 +223,7 @@ def bench_tagging(model, sentences: list[list[str]], warmup: int, reps: int, dev
             model.encode(batch.input_ids, batch.attention_mask, adapters)
 
     variants = {
-        "predict_tags": lambda: predict_tags(model, "pos", "en", sentences, batch_size=batch_size),
+        "predict_tags": lambda: predict_tags(model, "pos", "en", sentences, max_tokens=max_tokens),
         "bare_end_to_end": bare_end_to_end,
         "bare_encoder": bare_encoder,
         "adapted_encoder": adapted_encoder,
@@ -241,7 +240,7 @@ def bench_tagging(model, sentences: list[list[str]], warmup: int, reps: int, dev
     wps = {name: words / med[name] for name in variants if name != "tokenise_and_collate"}
     hook_share = profile_hooks(model, prebuilt, adapters)
     return {
-        "file_sentences": len(sentences), "words": words, "batches": len(prebuilt), "batch_size": batch_size,
+        "file_sentences": len(sentences), "words": words, "batches": len(prebuilt), "max_tokens": max_tokens,
         "padded_tokens": sum(a * b for a, b in shapes), "longest_batch": max(shapes, key=lambda s: s[1]),
         "warmup": warmup, "reps": reps,
         "seconds": {name: [round(t, 4) for t in ts] for name, ts in times.items()},
@@ -259,22 +258,22 @@ def profile_hooks(model, batches: list, adapters) -> dict:
     adapter hooks (apply_adapter), and the same for the adapters' matmuls alone."""
     from torch.profiler import ProfilerActivity, profile, record_function
 
-    from hxtool.model import backbone as backbone_module
+    from hxtool.model import hooks as hooks_module
 
-    original = backbone_module.apply_adapter
+    original = hooks_module.apply_adapter
 
-    def labelled(output, weights, layer):
+    def labelled(*args):
         with record_function("hxtool.apply_adapter"):
-            return original(output, weights, layer)
+            return original(*args)
 
-    backbone_module.apply_adapter = labelled  # the hooks look it up by name at call time
+    hooks_module.apply_adapter = labelled  # the hooks look it up by name at call time
     try:
         with torch.inference_mode(), profile(activities=[ProfilerActivity.CPU]) as prof, \
                 record_function("hxtool.encode_all"):
             for batch in batches:
                 model.encode(batch.input_ids, batch.attention_mask, adapters)
     finally:
-        backbone_module.apply_adapter = original
+        hooks_module.apply_adapter = original
     events = prof.key_averages()
     total = next(e.cpu_time_total for e in events if e.key == "hxtool.encode_all")
     hooks = next((e.cpu_time_total for e in events if e.key == "hxtool.apply_adapter"), 0.0)

@@ -1,6 +1,6 @@
-"""Replace a folder atomically: build it beside the target, then swap it in with renames.
+"""Replace a file or a folder atomically: build it beside the target, then swap it in with renames.
 
-Readers see the old folder or the new one, never a mix. A writer killed between the two renames
+Readers see the old file or folder or the new one, never a mix. A writer killed between the two renames
 leaves the old folder parked in `.NAME.old-*/previous`; `recover_folder` puts it back.
 """
 
@@ -45,3 +45,27 @@ def recover_folder(target: Path, marker: str) -> None:
                 os.replace(candidate, target)
                 shutil.rmtree(candidate.parent, ignore_errors=True)
                 return
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write UTF-8 text to a temporary file beside `path`, then rename it over `path`, so readers never
+    see a half-written file. Newlines are written as given (no platform translation)."""
+    path = Path(path)
+    directory = path.parent
+    try:
+        mode = path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -206,7 +206,7 @@ def add_language_cmd(
 
 @app.command()
 def fewshot(
-    task: str = typer.Option(..., "--task", help="pos or ner (a task of the checkpoint)."),
+    task: str = typer.Option(..., "--task", help="A task of the checkpoint: pos, ner (or a registered task type)."),
     lang: str = typer.Option(..., "--lang", help="Target language code."),
     n: int = typer.Option(..., "--n", help="How many labelled sentences to draw (seeded) from --train."),
     train_file: Optional[Path] = typer.Option(None, "--train", help="Labelled file (or Hugging Face dataset: "
@@ -222,6 +222,8 @@ def fewshot(
     lr: Optional[float] = typer.Option(None, help="Learning rate of the language row [default: 5e-3]; heads "
                                        "train at 5e-3 and, with --tune all, shared weights at 1e-4."),
     seed: int = typer.Option(1, help="Seeds both the sample of sentences and the training."),
+    strict_labels: bool = typer.Option(False, "--strict-labels", help="Refuse labels the checkpoint's task "
+                                       "lacks, instead of adding them to this language's own head."),
     tune: str = typer.Option("lang+head", help="lang+head: this language's embedding and its own copy of the "
                              "task head; lang: the embedding alone (both leave every other language untouched); "
                              "all: also the shared weights, so --output must be a new folder."),
@@ -271,12 +273,19 @@ def fewshot(
             model.registry.lang_index(lang)
             config.pooling = trained_pooling(meta)
             report = run_fewshot(model, meta, source, task, lang, train_data, eval_data, n, config, tune=tune,
-                                 output=output, quiet=quiet, save_every=save_every, resume=resume)
+                                 output=output, quiet=quiet, save_every=save_every, resume=resume,
+                                 strict_labels=strict_labels)
+    if report.added_labels:
+        err.print(f"{lang}'s own {task} head learns {len(report.added_labels)} label(s) the checkpoint's task "
+                  f"lacked: {', '.join(report.added_labels)} (other languages unchanged; --strict-labels refuses)",
+                  soft_wrap=True, highlight=False)
     table = Table(title=f"fewshot {task}/{lang}: n={n}, {report.steps} steps, tune={tune}")
     table.add_column("")
     table.add_column("before", justify="right")
     table.add_column("after", justify="right")
-    metric = "UPOS accuracy" if task == "pos" else "span F1"
+    from hxtool.tasks import get_task
+
+    metric = get_task(task).metric_name
     if report.before is not None and report.after is not None:
         table.add_row(f"{metric} on {eval_file.name}", f"{100 * report.before.value:.2f}",
                       f"{100 * report.after.value:.2f}")
@@ -297,7 +306,11 @@ def tag(
                             "tsv (token[<TAB>tag] lines, output with the predicted tag column)."),
     pooling: Optional[str] = typer.Option(None, help="first or mean subword of each word "
                                           "[default: what the checkpoint was pretrained with]."),
-    batch_size: int = typer.Option(32, help="Chunks per forward pass."),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="Padded subword pieces per forward pass: "
+                                              "chunks are sorted by length and batched up to this budget "
+                                              "\\[default: 8192 on a GPU, 2048 on CPU]."),
+    batch_size: Optional[int] = typer.Option(None, help="Also cap the chunks per forward pass \\[default: no cap, "
+                                             "the --max-tokens budget alone]."),
     device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
@@ -305,9 +318,9 @@ def tag(
 
     Example: hxtool tag fo_test.conllu --task pos --lang fo --output fo_tagged.conllu
     """
-    from hxtool.data.conllu_io import atomic_write_text
+    from hxtool.atomic import atomic_write_text
     from hxtool.session import load_model, trained_pooling
-    from hxtool.tag_files import tag_file
+    from hxtool.tagging import tag_file
 
     with user_errors():
         if not file.is_file():
@@ -318,7 +331,8 @@ def tag(
             raise HxError(f"--pooling must be first or mean, got {pooling!r}")
         model, meta = load_model(_checkpoint(checkpoint), _device(device))
         pooling = pooling or trained_pooling(meta)
-        tagged = tag_file(model, file, task, lang, fmt, pooling, batch_size, quiet=quiet or output is None)
+        tagged = tag_file(model, file, task, lang, fmt, pooling, batch_size, quiet=quiet or output is None,
+                          max_tokens=max_tokens)
         if output is None:
             sys.stdout.write(tagged.text)
             sys.stdout.flush()
@@ -352,7 +366,8 @@ def info(
         tasks.add_row(task.name, ", ".join(task.labels) if task.labels else "(masked language modelling)")
     out.print(tasks)
     langs = Table(title="languages")
-    for column in ("code", "source", "labelled", "MLM corpus", "lines", "steps", "MLM loss", "few-shot"):
+    for column in ("code", "source", "labelled", "MLM corpus", "lines", "steps", "MLM loss", "few-shot",
+                   "own labels"):
         langs.add_column(column)
     for lang in registry.languages:
         corpus = lang.corpus or {}
@@ -360,7 +375,8 @@ def info(
                       ", ".join(lang.labelled) or "-", Path(corpus.get("path", "-")).name,
                       str(corpus.get("lines", "-")), str(lang.steps),
                       f"{lang.mlm_loss:.2f}" if lang.mlm_loss is not None else "-",
-                      "; ".join(f"{f['task']} n={f['n']}" for f in lang.fewshot) or "-")
+                      "; ".join(f"{f['task']} n={f['n']}" for f in lang.fewshot) or "-",
+                      "; ".join(f"{t}: {', '.join(extra)}" for t, extra in lang.extra_labels.items()) or "-")
     out.print(langs)
     params = Table(title="learned parameters (saved in the checkpoint)")
     params.add_column("group")
@@ -397,10 +413,11 @@ def evaluate(
     from hxtool.data.labelled import read_labelled
     from hxtool.metrics import format_score_table
     from hxtool.tagging import predict_tags, score_tags
+    from hxtool.tasks import task_names
 
     with user_errors():
-        if task not in ("pos", "ner"):
-            raise HxError(f"--task must be pos or ner, got {task!r}")
+        if task not in task_names():
+            raise HxError(f"--task must be one of {', '.join(task_names())}, got {task!r}")
         gold, predicted = _dataset_input(gold, split), _dataset_input(predicted, split)
         gold_data = read_labelled(task, gold)
         if predicted is not None:
@@ -411,10 +428,10 @@ def evaluate(
         else:
             if lang is None:
                 raise HxError("give a PREDICTED file, or --lang (and --checkpoint) to tag the gold file first")
-            from hxtool.session import load_model
+            from hxtool.session import load_model, trained_pooling
 
-            model, _ = load_model(_checkpoint(checkpoint), _device(device))
-            pred_tags = predict_tags(model, task, lang, gold_data.words)
+            model, meta = load_model(_checkpoint(checkpoint), _device(device))
+            pred_tags = predict_tags(model, task, lang, gold_data.words, pooling=trained_pooling(meta))
         score = score_tags(task, gold_data.tags, pred_tags)
     if as_json:
         out.print_json(json.dumps(score.to_dict()))

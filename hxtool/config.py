@@ -7,12 +7,12 @@ files per (task, language) and raw-text corpora per language for MLM.
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hxtool.datadir import data_dir
 from hxtool.errors import HxError
 
 if sys.version_info >= (3, 11):
@@ -21,7 +21,7 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 MLM_TASK = "mlm"
-TAGGING_TASKS = ("pos", "ner")
+# Tagging tasks are the task types registered in hxtool.tasks (pos and ner built in).
 
 # The paper's two sizes: `base` projects the 192-dim source to 192, `small` to 32 (bottleneck 256 both).
 SIZES: dict[str, dict[str, int]] = {
@@ -156,11 +156,9 @@ def _fill(cls: type, section: str, values: dict[str, Any], base: Any) -> Any:
 
 def data_dir_from(explicit: Path | None, recipe_value: str | None, recipe_dir: Path) -> Path:
     """Where relative data paths point: --data-dir, then $HXTOOL_DATA, then the recipe's own data_dir."""
-    if explicit is not None:
-        return explicit
-    env = os.environ.get("HXTOOL_DATA")
-    if env:
-        return Path(env)
+    found = data_dir(explicit)
+    if found is not None:
+        return found
     if recipe_value is not None:
         return (recipe_dir / recipe_value).resolve()
     return recipe_dir
@@ -233,8 +231,10 @@ def load_recipe(path: str | Path, data_dir: Path | None = None) -> Recipe:
             if key not in entry:
                 raise HxError(f"recipe entry {where[:-1]} lacks the key {key}")
         task = _typed(where, "task", entry["task"], str)
-        if task not in TAGGING_TASKS:
-            raise HxError(f"recipe key {where}task must be one of {', '.join(TAGGING_TASKS)}, got {task!r}")
+        from hxtool.tasks import task_names
+
+        if task not in task_names():
+            raise HxError(f"recipe key {where}task must be one of {', '.join(task_names())}, got {task!r}")
         labelled.append(
             LabelledSource(
                 task=task,

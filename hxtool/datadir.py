@@ -1,5 +1,5 @@
-"""Find files in a data folder laid out like ../shared/data: ud/<lang>_<treebank>/<split>.conllu,
-ner/<lang>/<split>.tsv and raw/<lang>.txt."""
+"""Find files in a data folder laid out like ../shared/data: raw/<lang>.txt, and each task type's files
+(pos: ud/<lang>_<treebank>/<split>.conllu, ner: ner/<lang>/<split>.tsv; see hxtool.tasks)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from hxtool.errors import HxError
 
 
 def data_dir(explicit: Path | None = None) -> Path | None:
+    """--data-dir, else $HXTOOL_DATA (the one place that reads it), else None."""
     if explicit is not None:
         return explicit
     env = os.environ.get("HXTOOL_DATA")
@@ -17,11 +18,11 @@ def data_dir(explicit: Path | None = None) -> Path | None:
 
 
 def task_file(root: Path, task: str, lang: str, split: str) -> Path:
-    """The one file for (task, lang, split); an error when none or several treebanks have it."""
-    if task == "pos":
-        found = sorted(root.glob(f"ud/{lang}_*/{split}.conllu"))
-    else:
-        found = sorted(p for p in (root / "ner" / lang).glob(f"{split}.*") if p.is_file())
+    """The one file for (task, lang, split), where the task type keeps it; an error when none or several
+    treebanks have it."""
+    from hxtool.tasks import get_task
+
+    found = get_task(task).data_files(root, lang, split)
     if not found:
         raise HxError(f"no {split} file for {task}/{lang} in {root} (pass it explicitly)")
     if len(found) > 1:

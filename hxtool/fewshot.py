@@ -18,7 +18,7 @@ from pathlib import Path
 from hxtool.checkpoint import CheckpointMeta
 from hxtool.config import TrainConfig
 from hxtool.data.align import encode_sentences
-from hxtool.data.labelled import LabelledData, label_ids
+from hxtool.data.labelled import LabelledData, label_ids, new_labels
 from hxtool.data.sources import TaggingStream
 from hxtool.errors import HxError
 from hxtool.metrics import Score
@@ -42,6 +42,7 @@ class FewshotReport:
     after: Score | None
     steps: int
     output: Path
+    added_labels: list[str] = dataclasses.field(default_factory=list)  # labels the language's head gained
 
 
 def sample_indices(total: int, n: int, seed: int) -> list[int]:
@@ -56,11 +57,13 @@ def sample_indices(total: int, n: int, seed: int) -> list[int]:
 def fewshot(model: HyperX, meta: CheckpointMeta, checkpoint: Path, task: str, lang: str, train_data: LabelledData,
             eval_data: LabelledData | None, n: int, config: TrainConfig, tune: str = "lang+head",
             output: Path | None = None, quiet: bool = False, save_every: int = 0,
-            resume: bool = False) -> FewshotReport:
+            resume: bool = False, strict_labels: bool = False) -> FewshotReport:
+    """Tune on n sentences of `train_data`. Labels the task lacks extend the language's own head (listed
+    in the report's `added_labels`) unless `strict_labels`, which refuses them as before."""
     if tune not in TUNE_MODES:
         raise HxError(f"--tune must be one of {', '.join(TUNE_MODES)}, got {tune!r}")
     registry = model.registry
-    labels = registry.task(task).labels
+    labels = registry.labels(task, lang)
     lang_index = registry.lang_index(lang)
     output = Path(output) if output is not None else Path(checkpoint)
     if tune == "all" and output.resolve() == Path(checkpoint).resolve():
@@ -70,7 +73,12 @@ def fewshot(model: HyperX, meta: CheckpointMeta, checkpoint: Path, task: str, la
         raise HxError("--eval is the same file as --train: few-shot never trains on the evaluation file")
     indices = sample_indices(len(train_data), n, config.seed)
     shots = train_data.subset(indices)
-    chunks = encode_sentences(model.backbone.tokenizer, shots.words, config.max_length, label_ids(shots, labels))
+    if strict_labels:
+        label_ids(shots, labels)  # refuse an unknown label, naming file and line, before any work
+    added = [] if strict_labels else new_labels(task, shots, labels)
+    if added and tune == "lang":
+        raise HxError(f"the few-shot data holds labels the task lacks ({', '.join(added)}); --tune lang "
+                      "trains no head to learn them: use --tune lang+head (or --strict-labels to refuse)")
 
     def evaluate() -> Score | None:
         if eval_data is None:
@@ -79,6 +87,10 @@ def fewshot(model: HyperX, meta: CheckpointMeta, checkpoint: Path, task: str, la
                                                              pooling=config.pooling))
 
     before = evaluate()
+    if added:
+        model.extend_labels(task, lang, added)  # the language's own head only
+        labels = registry.labels(task, lang)
+    chunks = encode_sentences(model.backbone.tokenizer, shots.words, config.max_length, label_ids(shots, labels))
     steps = config.steps or 1
     model.hypernet.embeddings.train_language_row(lang_index, model.hypernet.embeddings.language.weight[lang_index])
     # With "all", hypernet.parameters() already includes the free-standing row.
@@ -108,7 +120,7 @@ def fewshot(model: HyperX, meta: CheckpointMeta, checkpoint: Path, task: str, la
              "before": before.value if before else None, "after": after.value if after else None}
     save_model(model, meta, output, event)
     discard_state(output)
-    return FewshotReport(n, indices, before, after, steps, output)
+    return FewshotReport(n, indices, before, after, steps, output, added)
 
 
 def fewshot_steps(n: int, batch_size: int, epochs: int) -> int:

@@ -222,6 +222,23 @@ def _prf(tp: int, n_pred: int, n_gold: int) -> tuple[float, float, float]:
     return precision, recall, f1
 
 
+def _per_type(gold: list[list[str]], pred: list[list[str]]) -> list[LabelScore]:
+    """Per entity type, seqeval's own strict IOB2 ``classification_report`` (every type in gold or
+    predictions, sorted; 0.0 for an empty denominator)."""
+    import warnings
+
+    from seqeval.metrics import classification_report
+    from seqeval.scheme import IOB2
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zero_division=0 says what an empty denominator gives
+        report = classification_report([list(s) for s in gold], [list(s) for s in pred], mode="strict",
+                                       scheme=IOB2, output_dict=True, zero_division=0)
+    return [LabelScore(label=str(label), precision=float(row["precision"]), recall=float(row["recall"]),
+                       f1=float(row["f1-score"]), support=int(row["support"]))
+            for label, row in sorted(report.items()) if not label.endswith(" avg")]
+
+
 def span_f1(gold: list[list[str]], pred: list[list[str]]) -> Score:
     """Strict IOB2 micro span F1, equal to seqeval's ``f1_score(mode="strict", scheme=IOB2)``.
 
@@ -236,14 +253,7 @@ def span_f1(gold: list[list[str]], pred: list[list[str]]) -> Score:
     pred_spans = _spans(pred)
     hits = gold_spans & pred_spans
 
-    def by_type(spans: set[tuple[int, str, int, int]]) -> Counter[str]:
-        return Counter(s[1] for s in spans)
-
-    gold_by, pred_by, hit_by = by_type(gold_spans), by_type(pred_spans), by_type(hits)
-    per_label = []
-    for label in sorted(set(gold_by) | set(pred_by)):
-        p, r, f = _prf(hit_by[label], pred_by[label], gold_by[label])
-        per_label.append(LabelScore(label=label, precision=p, recall=r, f1=f, support=gold_by[label]))
+    per_label = _per_type(gold, pred) if gold_spans or pred_spans else []
     precision, recall, f1 = _prf(len(hits), len(pred_spans), len(gold_spans))
     return Score(
         metric=SPAN_F1,

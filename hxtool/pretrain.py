@@ -58,6 +58,10 @@ def pretrain(recipe: Recipe, output: Path, device: str = "cpu", quiet: bool = Fa
     backbone = load_backbone(recipe.base_model, device)
     seed_everything(recipe.train.seed)  # the hypernetwork's and heads' initial weights come from the seed too
     model = HyperX(backbone, recipe.model, registry).to(device)
+    for task in registry.tasks:  # labels of a closed set that no training file holds start unlikely
+        if not task.is_mlm:
+            seen = {tag for (t, _), d in labelled.items() if t == task.name for tags in d.tags for tag in tags}
+            model.mute_labels(task.name, [label for label in task.labels if label not in seen])
     cfg = recipe.train
     tokenizer = backbone.tokenizer
     streams: list = []

@@ -45,6 +45,8 @@ class LanguageInfo:
     init: str | None = None  # how a language added later was initialised
     fewshot: list[dict[str, Any]] = field(default_factory=list)  # few-shot tunings applied
     own_heads: list[str] = field(default_factory=list)  # tasks for which few-shot gave it its own head copy
+    # Per task, labels its own head adds after the task's (few-shot data held tags the task lacked).
+    extra_labels: dict[str, list[str]] = field(default_factory=dict)
     mlm_loss: float | None = None  # smoothed MLM loss at the end of its training, a check on the MLM head
 
 
@@ -68,6 +70,13 @@ class Registry:
 
     def task(self, name: str) -> TaskInfo:
         return self.tasks[self.task_index(name)]
+
+    def labels(self, task: str, lang: str | None = None) -> list[str]:
+        """The labels a language's head for `task` predicts: the task's, then any the language added."""
+        labels = self.task(task).labels
+        if lang is None or not self.has_language(lang):
+            return list(labels)
+        return labels + self.language(lang).extra_labels.get(task, [])
 
     def lang_index(self, code: str) -> int:
         for i, lang in enumerate(self.languages):

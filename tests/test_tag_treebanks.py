@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from hxtool.session import load_model
-from hxtool.tag_files import tag_file
+from hxtool.tagging import tag_file
 
 
 @pytest.fixture(scope="module")

@@ -181,13 +181,15 @@ def test_fewshot_all_writes_a_new_folder_and_leaves_the_source(checkpoint: Path,
 
 
 def test_fewshot_refuses_unknown_labels(checkpoint: Path, tmp_path: Path) -> None:
-    text = (TINY_DATA / "tr-pos-train.conllu").read_text().replace("\tNOUN\t", "\tINTJ\t", 1)
+    # INTJ is UPOS, which a pos task always knows (issue 12); CLF is not, and --strict-labels refuses it.
+    text = (TINY_DATA / "tr-pos-train.conllu").read_text().replace("\tNOUN\t", "\tCLF\t", 1)
     odd = tmp_path / "odd.conllu"
     odd.write_text(text)
     model, meta = load_model(checkpoint)
     data = read_labelled("pos", odd)
-    with pytest.raises(HxError, match="INTJ"):
-        fewshot(model, meta, checkpoint, "pos", "tr", data, None, 60, fewshot_config(), quiet=True)
+    with pytest.raises(HxError, match="CLF"):
+        fewshot(model, meta, checkpoint, "pos", "tr", data, None, 60, fewshot_config(), quiet=True,
+                strict_labels=True)
 
 
 def test_loading_refuses_damaged_or_foreign_checkpoints(checkpoint: Path, tmp_path: Path, tiny_bert: Path) -> None:

@@ -5,16 +5,16 @@
 - `madx`: MAD-X-style static bottleneck adapters: one language adapter per language (MLM on raw text),
   one task adapter stacked on top of them, the target's language adapter swapped in at test time.
 
-This module holds what both share: the encoder wrapped with adapter hooks, word pooling, a compact
-training loop and tagging. Data comes from hxtool's own pipeline (encode_sentences, collate_chunks,
-TaggingStream, MlmStream), so every system sees the same chunks, batches and masks.
+This module holds what both share: the encoder wrapped with adapter hooks (hxtool.model.hooks), a
+compact training loop, and tagging through hxtool.tagging.predict_words. Data comes from hxtool's own
+pipeline (encode_sentences, collate_chunks, TaggingStream, MlmStream), so every system sees the same
+chunks, batches and masks.
 """
 
 from __future__ import annotations
 
-import itertools
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -22,39 +22,16 @@ from torch import nn
 from torch.nn import functional as F
 
 from hxtool.data.align import encode_sentences
-from hxtool.data.batches import IGNORE, TagBatch, collate_chunks, pool_words
+from hxtool.data.batches import IGNORE
 from hxtool.data.labelled import LabelledData, label_ids
 from hxtool.data.sources import TaggingStream
-from hxtool.model.backbone import AdapterContext, Backbone, attach_adapters
-from hxtool.model.hypernet import AdapterWeights
+from hxtool.model import count_parameters
+from hxtool.model.backbone import Backbone
+from hxtool.model.hooks import AdaptedEncoder
+from hxtool.tagging import predict_words  # the one prediction loop, shared with HyperX
 
 __all__ = ["AdaptedEncoder", "LoopResult", "encoder_max_length", "fit", "predict_words", "round_robin",
            "tagging_loss", "tagging_stream", "trainable_count"]
-
-
-class AdaptedEncoder(nn.Module):
-    """A backbone's encoder with hxtool's adapter hooks: `encode` runs it under a given adapter stack.
-
-    With no adapters the hooks do nothing, so the same class serves full fine-tuning (encoder weights
-    unfrozen, no adapters) and MAD-X (encoder frozen, [language adapter, task adapter] per layer).
-    """
-
-    def __init__(self, backbone: Backbone) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.encoder = backbone.encoder
-        self.context = AdapterContext()
-        self._hooks = attach_adapters(self.encoder, backbone.model_type, self.context)
-
-    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-               adapters: AdapterWeights | list[AdapterWeights] | None = None) -> torch.Tensor:
-        with self.context.use(adapters):
-            return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-
-    def word_states(self, batch: TagBatch, adapters: AdapterWeights | list[AdapterWeights] | None = None,
-                    pooling: str = "first") -> torch.Tensor:
-        """[B, W, hidden]: one vector per word, pooled as HyperX does (first piece, or the mean)."""
-        return pool_words(self.encode(batch.input_ids, batch.attention_mask, adapters), batch, pooling)
 
 
 def tagging_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -68,9 +45,7 @@ def tagging_stream(tokenizer, task: str, lang: str, data: LabelledData, labels: 
     return TaggingStream(task, lang, chunks, batch_size, tokenizer.pad_token_id, seed)
 
 
-def trainable_count(params: Iterable[nn.Parameter]) -> int:
-    return sum(p.numel() for p in params)
-
+trainable_count = count_parameters  # the name the baselines' reports use
 
 @dataclass
 class LoopResult:
@@ -133,24 +108,6 @@ def round_robin(iterators: dict[str, Iterator]) -> Callable[[int], tuple[str, ob
         return lang, next(iterators[lang])
 
     return draw
-
-
-@torch.inference_mode()
-def predict_words(word_logits: Callable[[TagBatch], torch.Tensor], tokenizer, sentences: list[list[str]],
-                  labels: list[str], max_length: int, batch_size: int = 32,
-                  device: torch.device | str = "cpu") -> list[list[str]]:
-    """One label per word; long sentences are chunked and joined, exactly as hxtool.tagging does."""
-    chunks = encode_sentences(tokenizer, sentences, max_length)
-    order = sorted(range(len(chunks)), key=lambda i: len(chunks[i].input_ids))
-    predictions: list[list[str]] = [[""] * len(words) for words in sentences]
-    for start in range(0, len(order), batch_size):
-        picked = [chunks[i] for i in itertools.islice(order, start, start + batch_size)]
-        batch = collate_chunks(picked, tokenizer.pad_token_id).to(device)
-        best = word_logits(batch).argmax(-1).tolist()
-        for chunk, row in zip(picked, best):
-            for offset in range(chunk.n_words):
-                predictions[chunk.sentence][chunk.first_word + offset] = labels[row[offset]]
-    return predictions
 
 
 def encoder_max_length(backbone: Backbone) -> int:

@@ -7,8 +7,6 @@ byte for byte; only the columns a caller explicitly replaces (UPOS, the NER= ite
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +14,7 @@ from pathlib import Path
 from conllu.exceptions import ParseException
 from conllu.parser import parse_id_value
 
+from hxtool.atomic import atomic_write_text
 from hxtool.data.corpus import iter_text_lines
 from hxtool.errors import DataError
 
@@ -184,6 +183,20 @@ def _replace_column(sentence: ConlluSentence, column: int, values: list[str]) ->
     return lines
 
 
+def column_values(sentence: ConlluSentence, column: int) -> list[str]:
+    """One column of every syntactic word, as written in the file."""
+    return [sentence.lines[i].split("\t")[column] for i in sentence.word_lines]
+
+
+def set_column(sentence: ConlluSentence, column: int, values: list[str]) -> ConlluSentence:
+    """A copy of the sentence with one column of its word lines replaced (UPOS and MISC keep their
+    own setters, which also update the parsed fields)."""
+    if column == UPOS:
+        return set_upos(sentence, values)
+    _check_values(sentence, values, f"{COLUMNS[column]} values")
+    return dataclasses.replace(sentence, lines=_replace_column(sentence, column, values))
+
+
 def set_upos(sentence: ConlluSentence, tags: list[str]) -> ConlluSentence:
     """A copy of the sentence with the UPOS column of its word lines replaced (ranges and empty
     nodes keep theirs)."""
@@ -233,30 +246,6 @@ def format_conllu(doc: ConlluDocument) -> str:
         parts.append(nl + nl)
     parts.append(doc.trailer)
     return "".join(parts)
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write UTF-8 text to a temporary file beside `path`, then rename it over `path`, so readers never
-    see a half-written file. Newlines are written as given (no platform translation)."""
-    path = Path(path)
-    directory = path.parent
-    try:
-        mode = path.stat().st_mode & 0o7777
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_conllu(doc: ConlluDocument, path: str | Path) -> None:

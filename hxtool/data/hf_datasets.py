@@ -24,16 +24,14 @@ from hxtool.errors import DataError, HxError
 
 if TYPE_CHECKING:
     from hxtool.data.labelled import LabelledData
+    from hxtool.tasks.base import TaskType
 
 HUB_PREFIX = "hf:"
 TOKEN_COLUMNS = ("tokens", "words")
-TAG_COLUMNS = {"pos": ("upos",), "ner": ("ner_tags",)}
 TEXT_COLUMN = "text"
 _QUERY_KEYS = ("split", "column")
 _ROWS_PER_BATCH = 256  # rows read from Arrow at a time when streaming a text column
-# HF's universal_dependencies loader keeps multiword tokens ("don't" before "do", "n't") with UPOS "_":
-# they are not syntactic words, so they are dropped as the CoNLL-U reader drops range lines.
-_MULTIWORD_UPOS = "_"
+# Tag columns and per-row rules (UD's multiword tokens, IOB2) belong to each task type: TaskType.dataset_row.
 
 
 @dataclass(frozen=True)
@@ -139,12 +137,12 @@ def _names(feature: Any) -> list[str] | None:
     return list(inner.names) if inner is not None and hasattr(inner, "names") else None
 
 
-def _column(task: str, columns: list[str], where: str) -> tuple[str, str]:
+def _column(task: TaskType, columns: list[str], where: str) -> tuple[str, str]:
     tokens = next((c for c in TOKEN_COLUMNS if c in columns), None)
-    tags = next((c for c in TAG_COLUMNS[task] if c in columns), None)
+    tags = next((c for c in task.dataset_columns if c in columns), None)
     if tokens is None or tags is None:
-        raise DataError(where, f"no {task} schema in the dataset: expected a tokens column and "
-                               f"{' or '.join(TAG_COLUMNS[task])} (Universal Dependencies: tokens + upos; "
+        raise DataError(where, f"no {task.name} schema in the dataset: expected a tokens column and "
+                               f"{' or '.join(task.dataset_columns)} (Universal Dependencies: tokens + upos; "
                                f"WikiANN / CoNLL-2003: tokens + ner_tags); found columns: {', '.join(columns)}")
     return tokens, tags
 
@@ -152,15 +150,17 @@ def _column(task: str, columns: list[str], where: str) -> tuple[str, str]:
 def read_dataset_labelled(task: str, value: str | Path, default_split: str = "train") -> LabelledData:
     """LabelledData from a dataset: words and gold tags per row; `lines` holds the 1-based row number."""
     from hxtool.data.labelled import LabelledData
-    from hxtool.data.ner_io import _check_tag as check_tag, normalise_iob2
+    from hxtool.tasks import get_task, task_names
 
-    if task not in TAG_COLUMNS:
-        raise HxError(f"no dataset reader for task {task!r} (known: {', '.join(TAG_COLUMNS)})")
+    readable = [name for name in task_names() if get_task(name).dataset_columns]
+    if task not in readable:
+        raise HxError(f"no dataset reader for task {task!r} (known: {', '.join(readable)})")
+    task_type = get_task(task)
     ref = parse_ref(value)
     ref = DatasetRef(ref.source, ref.hub, ref.config, ref.split or default_split, ref.column)
     where = str(ref)
     data = _load(ref, default_split)
-    token_column, tag_column = _column(task, list(data.column_names), where)
+    token_column, tag_column = _column(task_type, list(data.column_names), where)
     names = _names(data.features[tag_column]) if data.features else None
     words, tags, lines = [], [], []
     for row, example in enumerate(data.select_columns([token_column, tag_column]), 1):
@@ -172,13 +172,7 @@ def read_dataset_labelled(task: str, value: str | Path, default_split: str = "tr
         elif any(not isinstance(label, str) for label in labels):
             raise DataError(where, f"{tag_column} holds class ids but the dataset has no ClassLabel naming "
                                    "them; cast the column to ClassLabel or to strings", line=row)
-        if task == "pos":
-            kept = [(t, label) for t, label in zip(tokens, labels) if label != _MULTIWORD_UPOS]
-            tokens, labels = [t for t, _ in kept], [label for _, label in kept]
-        else:
-            for label in labels:
-                check_tag(where, label, row)
-            labels = normalise_iob2(labels)
+        tokens, labels = task_type.dataset_row(list(tokens), list(labels), where, row)
         for token in tokens:
             if not isinstance(token, str) or not token.strip():
                 raise DataError(where, f"empty or non-text token {token!r} in {token_column}", line=row)

@@ -24,47 +24,28 @@ class LabelledData:
 
 
 def read_labelled(task: str, path: str | Path, fmt: str = "auto") -> LabelledData:
-    """UPOS from CoNLL-U for `pos`; any supported NER format for `ner`. Empty sentences are dropped.
-    A Hugging Face dataset (save_to_disk folder or hf:NAME, optional ?split=…) is read by hf_datasets."""
+    """The task type's reader (UPOS from CoNLL-U for `pos`, any NER format for `ner`, ...). A Hugging Face
+    dataset (save_to_disk folder or hf:NAME, optional ?split=…) is read by hf_datasets."""
     from hxtool.data.hf_datasets import is_dataset, read_dataset_labelled
+    from hxtool.tasks import get_task
 
     if is_dataset(path):
         return read_dataset_labelled(task, path)
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "file not found")
-    if task == "pos":
-        from hxtool.data.conllu_io import read_conllu
-
-        words, tags, lines = [], [], []
-        for sentence in read_conllu(path).sentences:
-            for offset, tag in enumerate(sentence.upos):
-                if tag == "_":
-                    line = sentence.first_line + sentence.word_lines[offset]
-                    raise DataError(path, "word without UPOS ('_'): cannot train or score POS on it", line=line)
-            if sentence.words:
-                words.append(sentence.words)
-                tags.append(sentence.upos)
-                lines.append([sentence.first_line + index for index in sentence.word_lines])
-    elif task == "ner":
-        from hxtool.data.ner_io import read_ner
-
-        sentences = [s for s in read_ner(path, fmt) if s.words]
-        words, tags, lines = [s.words for s in sentences], [s.tags for s in sentences], [s.lines for s in sentences]
-    else:
-        raise DataError(path, f"no reader for task {task!r} (known: pos, ner)")
-    if not words:
+    data = get_task(task).read(path, fmt)
+    if not data.words:
         raise DataError(path, "no labelled sentences")
-    return LabelledData(path, words, tags, lines)
+    return data
 
 
 def label_list(task: str, datasets: list[LabelledData]) -> list[str]:
-    """The ordered label set of a task: sorted, with NER's O first."""
-    labels = sorted({tag for data in datasets for sentence in data.tags for tag in sentence})
-    if task == "ner" and "O" in labels:
-        labels.remove("O")
-        labels.insert(0, "O")
-    return labels
+    """The ordered label set of a task: its closed set (all 17 UPOS for `pos`) plus every tag the data
+    holds, in the task's order (sorted, NER's O first)."""
+    from hxtool.tasks import get_task
+
+    return get_task(task).label_set(tag for data in datasets for sentence in data.tags for tag in sentence)
 
 
 def label_ids(data: LabelledData, labels: list[str]) -> list[list[int]]:
@@ -78,3 +59,21 @@ def label_ids(data: LabelledData, labels: list[str]) -> list[list[int]]:
                                 line=line)
         ids.append([index[tag] for tag in sentence])
     return ids
+
+
+def new_labels(task: str, data: LabelledData, known: list[str]) -> list[str]:
+    """Tags in `data` that `known` lacks, as the task would add them (NER: B- and I- of a new type);
+    a tag that cannot be a label of the task at all is an error naming file and line."""
+    from hxtool.tasks import get_task
+
+    task_type = get_task(task)
+    known_set = set(known)
+    found: set[str] = set()
+    for sentence, lines in zip(data.tags, data.lines):
+        for tag, line in zip(sentence, lines):
+            if tag in known_set:
+                continue
+            if not task_type.well_formed(tag):
+                raise DataError(data.path, f"{tag!r} is not a well-formed {task} label", line=line)
+            found.add(tag)
+    return [label for label in task_type.extension(found) if label not in known_set] if found else []

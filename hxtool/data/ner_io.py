@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from hxtool.data.conllu_io import atomic_write_text, ner_tags_from_misc, read_conllu
+from hxtool.atomic import atomic_write_text
+from hxtool.data.conllu_io import ner_tags_from_misc, read_conllu
 from hxtool.data.corpus import iter_text_lines
 from hxtool.errors import DataError
 
@@ -112,7 +113,7 @@ def sniff_format(path: str | Path) -> str:
                           "name it explicitly")
 
 
-def _check_tag(path: str | Path, tag: str, number: int) -> None:
+def check_tag(path: str | Path, tag: str, number: int) -> None:
     if not _TAG.fullmatch(tag):
         raise DataError(path, f"invalid NER tag {tag!r}: expected O, B-<type> or I-<type>", line=number)
 
@@ -136,7 +137,7 @@ def _read_lines(path: str | Path, fmt: str) -> list[TaggedSentence]:
         word, tag = pair[0].strip(), pair[1].strip()
         if not word:
             raise DataError(path, "empty token", line=number)
-        _check_tag(path, tag, number)
+        check_tag(path, tag, number)
         words.append(word)
         tags.append(tag)
         numbers.append(number)
@@ -150,7 +151,7 @@ def _read_conllu_ner(path: str | Path) -> list[TaggedSentence]:
     for sentence in read_conllu(path).sentences:
         tags = ner_tags_from_misc(sentence)
         for index, tag in zip(sentence.word_lines, tags):
-            _check_tag(path, tag, sentence.first_line + index)
+            check_tag(path, tag, sentence.first_line + index)
         numbers = [sentence.first_line + index for index in sentence.word_lines]
         sentences.append(TaggedSentence(list(sentence.words), normalise_iob2(tags), numbers))
     return sentences

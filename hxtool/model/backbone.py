@@ -1,8 +1,7 @@
-"""Load a frozen HF encoder and attach generated adapters to it with forward hooks.
+"""Load a frozen HF encoder (by hub name or local folder) and fingerprint it.
 
-No model code is copied: adapters go in through hooks on the module that produces each layer's
-feed-forward output (before its residual + LayerNorm), and read their weights from an
-`AdapterContext` set for the current forward pass.
+Where each architecture keeps its feed-forward outputs and MLM head is listed here; the adapter
+hooks that use those places live in hxtool.model.hooks.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ import torch
 from torch import nn
 
 from hxtool.errors import HxError
-from hxtool.model.hypernet import AdapterWeights
 
 # The feed-forward output module per layer, by model type: its output is added to the residual next.
 FFN_OUTPUT = {
@@ -40,12 +38,30 @@ MLM_HEAD_KEYS = {
 
 
 def quiet_transformers() -> None:
-    """Transformers' load reports and progress bars would drown hxtool's own output."""
+    """Silence transformers for the whole process (for scripts and benchmarks that want it)."""
     import transformers
 
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     logging.getLogger("transformers").setLevel(logging.ERROR)
+
+
+@contextlib.contextmanager
+def transformers_quiet() -> Iterator[None]:
+    """Transformers' load reports and progress bars would drown hxtool's own output while it loads a
+    model; the caller's logging settings come back afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 @dataclass
@@ -130,12 +146,16 @@ def _mlm_head_state(model: nn.Module, model_type: str, missing: set[str]) -> dic
 
 def load_backbone(name_or_path: str, device: str | torch.device = "cpu") -> Backbone:
     """Load tokenizer and encoder (by hub name or local path), frozen, with the base's MLM head if any."""
+    with transformers_quiet():
+        return _load_backbone(name_or_path, device)
+
+
+def _load_backbone(name_or_path: str, device: str | torch.device) -> Backbone:
     from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokenizer
 
     from hxtool.model.tiny import resolve_tiny
     from hxtool.offline_base import offline_hint, resolve_base_model
 
-    quiet_transformers()
     path = resolve_tiny(resolve_base_model(name_or_path))
     local = Path(path).exists()
     offline = True  # local folder or the HF cache first; the hub only when those fail and it answers
@@ -154,6 +174,11 @@ def load_backbone(name_or_path: str, device: str | torch.device = "cpu") -> Back
             raise HxError(f"cannot load base model from {path}: {str(exc).splitlines()[0]}") from None
         raise HxError(f"cannot load base model {name_or_path!r}: it is not a local folder, not in the "
                       f"Hugging Face cache, and the hub is unreachable. {offline_hint(name_or_path)}") from None
+    # hxtool tokenises whole sentences and splits them into chunks that fit itself, so the tokenizer's
+    # one-off "sequence length is longer than the maximum" warning would only mislead: mark it as shown.
+    warned = getattr(tokenizer, "deprecation_warnings", None)
+    if isinstance(warned, dict):
+        warned["sequence-length-is-longer-than-the-specified-maximum"] = True
     model_type = config.model_type
     if model_type not in FFN_OUTPUT:
         raise HxError(
@@ -193,46 +218,6 @@ def layernorm_parameters(encoder: nn.Module) -> dict[str, nn.Parameter]:
             for param_name, param in module.named_parameters(recurse=False):
                 found[f"{module_name}.{param_name}"] = param
     return found
-
-
-class AdapterContext:
-    """Which adapters the hooks apply during the current forward pass: none (the bare encoder), one
-    set, or a stack applied in order (a MAD-X-style language adapter, then a task adapter)."""
-
-    def __init__(self) -> None:
-        self.weights: AdapterWeights | list[AdapterWeights] | None = None
-
-    @contextlib.contextmanager
-    def use(self, weights: AdapterWeights | list[AdapterWeights] | None) -> Iterator[None]:
-        previous, self.weights = self.weights, weights
-        try:
-            yield
-        finally:
-            self.weights = previous
-
-
-def apply_adapter(output: torch.Tensor, weights: AdapterWeights, layer: int) -> torch.Tensor:
-    """x + relu(x @ down + down_bias) @ up + up_bias, for one layer."""
-    hidden = torch.relu(torch.matmul(output, weights.down[layer]) + weights.down_bias[layer])
-    return output + torch.matmul(hidden, weights.up[layer]) + weights.up_bias[layer]
-
-
-def attach_adapters(encoder: nn.Module, model_type: str, context: AdapterContext) -> list:
-    """Register one forward hook per layer; each adds that layer's adapter(s) from the context."""
-
-    def make_hook(layer: int):
-        def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor | None:
-            weights = context.weights
-            if weights is None:
-                return None
-            for adapter in weights if isinstance(weights, list) else (weights,):
-                output = apply_adapter(output, adapter, layer)
-            return output
-
-        return hook
-
-    modules = ffn_output_modules(encoder, model_type)
-    return [module.register_forward_hook(make_hook(i)) for i, module in enumerate(modules)]
 
 
 def default_device(requested: str | None) -> str:

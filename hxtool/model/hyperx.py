@@ -13,29 +13,29 @@ from torch import nn
 from torch.nn import functional as F
 
 from hxtool.config import HyperConfig
-from hxtool.data.batches import IGNORE, MlmBatch, TagBatch, pool_words
+from hxtool.data.batches import IGNORE, MlmBatch, TagBatch
 from hxtool.errors import CheckpointError
-from hxtool.model.backbone import AdapterContext, Backbone, attach_adapters, layernorm_parameters
+from hxtool.model.backbone import Backbone, layernorm_parameters
+from hxtool.model.hooks import AdaptedEncoder
 from hxtool.model.heads import MlmHead, TaggingHead
 from hxtool.model.hypernet import AdapterWeights, HyperNetwork
 from hxtool.registry import Registry
 
 ENCODER_PREFIX = "encoder."
+UNSEEN_LABEL_BIAS = -4.0  # about 2% of the probability mass of a seen label with a zero logit
 
 
 def own_head_key(task: str, lang: str) -> str:
     return f"{task}@{lang}"
 
 
-class HyperX(nn.Module):
+class HyperX(AdaptedEncoder):
+    """The adapted encoder (`encode`, `word_states` from AdaptedEncoder) plus hypernetwork and heads."""
+
     def __init__(self, backbone: Backbone, config: HyperConfig, registry: Registry) -> None:
-        super().__init__()
-        self.backbone = backbone
+        super().__init__(backbone)
         self.config = config
         self.registry = registry
-        self.encoder = backbone.encoder
-        self.context = AdapterContext()
-        self._hooks = attach_adapters(self.encoder, backbone.model_type, self.context)
         hidden = backbone.hidden_size
         self.hypernet = HyperNetwork(len(registry.tasks), len(registry.languages), backbone.num_layers,
                                      hidden, config)
@@ -46,7 +46,7 @@ class HyperX(nn.Module):
         for lang in registry.languages:
             for task in lang.own_heads:
                 self.heads[own_head_key(task, lang.code)] = TaggingHead(
-                    hidden, len(registry.task(task).labels), config.head_dropout)
+                    hidden, len(registry.labels(task, lang.code)), config.head_dropout)
         eps = next((m.eps for m in self.encoder.modules() if isinstance(m, nn.LayerNorm)), 1e-12)
         self.mlm_head = MlmHead(hidden, backbone.input_embeddings.weight.shape[0], eps)
         if backbone.mlm_head_state is not None:
@@ -63,15 +63,7 @@ class HyperX(nn.Module):
         lang_index = lang if isinstance(lang, int) else self.registry.lang_index(lang)
         return self.hypernet(self.registry.task_index(task), lang_index)
 
-    # --- forward passes -------------------------------------------------------------------
-    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-               adapters: AdapterWeights | list[AdapterWeights] | None) -> torch.Tensor:
-        with self.context.use(adapters):
-            return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-
-    def word_states(self, batch: TagBatch, adapters: AdapterWeights | None, pooling: str = "first") -> torch.Tensor:
-        return pool_words(self.encode(batch.input_ids, batch.attention_mask, adapters), batch, pooling)
-
+    # --- forward passes (encode and word_states come from AdaptedEncoder) --------------------
     def head(self, task: str, lang: str | None = None) -> TaggingHead:
         """The language's own copy of the task head when few-shot made one, else the shared head."""
         if lang is not None and own_head_key(task, lang) in self.heads:
@@ -86,10 +78,37 @@ class HyperX(nn.Module):
             self.registry.language(lang).own_heads.append(task)
         return self.heads[key]
 
+    def mute_labels(self, task: str, labels: list[str]) -> None:
+        """Start the shared head's rows of labels the pretraining data never shows (a closed set's tags
+        such as UPOS PRON) unlikely: zero weight and a low bias, so the head need not first learn to
+        push them down, while few-shot data that holds them can still raise them through the weights."""
+        head = self.heads[task].linear
+        rows = [self.registry.task(task).labels.index(label) for label in labels]
+        with torch.no_grad():
+            head.weight[rows] = 0.0
+            head.bias[rows] = UNSEEN_LABEL_BIAS
+
+    def extend_labels(self, task: str, lang: str, new: list[str]) -> None:
+        """Give the language's own head for `task` output rows for labels the task lacks (copied from the
+        shared head on first use, so no other language's head changes). The new rows start at zero
+        weight and the lowest existing bias: unlikely until training on the language's data moves them."""
+        head = self.own_head(task, lang).linear
+        known = head.out_features
+        grown = nn.Linear(head.in_features, known + len(new)).to(head.weight.device, head.weight.dtype)
+        with torch.no_grad():
+            grown.weight.zero_()
+            grown.weight[:known] = head.weight
+            grown.bias[:known] = head.bias
+            grown.bias[known:] = head.bias.min()
+        self.own_head(task, lang).linear = grown
+        extra = self.registry.language(lang).extra_labels
+        extra[task] = extra.get(task, []) + list(new)
+
     def drop_own_heads(self, lang: str) -> None:
         for task in self.registry.language(lang).own_heads:
             del self.heads[own_head_key(task, lang)]
         self.registry.language(lang).own_heads = []
+        self.registry.language(lang).extra_labels = {}  # they lived in the own heads
 
     def tag_logits(self, task: str, batch: TagBatch, adapters: AdapterWeights | None,
                    pooling: str = "first", lang: str | None = None) -> torch.Tensor:

@@ -52,7 +52,9 @@ class StaticAdapters(nn.Module):
         return AdapterWeights(self.down, self.down_bias, self.up, self.up_bias)
 
     def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
+        from hxtool.model import count_parameters
+
+        return count_parameters(self.parameters())
 
     def extra_repr(self) -> str:
         return f"n_layers={self.n_layers}, hidden={self.hidden}, bottleneck={self.bottleneck}"

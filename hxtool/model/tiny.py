@@ -46,13 +46,18 @@ def _tokenizer(arch: str):
 def build_tiny_model(dest: str | Path, arch: str = "bert", seed: int = 0, with_mlm_head: bool = True,
                      hidden: int = 32, layers: int = 2) -> Path:
     """Write a tiny random encoder and its tokenizer to `dest` as a standard transformers folder."""
+    from hxtool.model.backbone import transformers_quiet
+
+    with transformers_quiet():
+        return _build_tiny_model(dest, arch, seed, with_mlm_head, hidden, layers)
+
+
+def _build_tiny_model(dest: str | Path, arch: str, seed: int, with_mlm_head: bool, hidden: int,
+                      layers: int) -> Path:
     import torch
     from transformers import (BertConfig, BertForMaskedLM, BertModel, DistilBertConfig, DistilBertForMaskedLM,
                               XLMRobertaConfig, XLMRobertaForMaskedLM)
 
-    from hxtool.model.backbone import quiet_transformers
-
-    quiet_transformers()
     if arch not in ARCHS:
         raise ValueError(f"unknown tiny architecture {arch!r}; choose from {ARCHS}")
     tokenizer = _tokenizer(arch)
