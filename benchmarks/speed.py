@@ -311,7 +311,7 @@ def bench_pretrain_step(model, batch, warmup: int, reps: int, device: str) -> di
     from torch.nn.utils import clip_grad_norm_
 
     task, lang = model.registry.task_index("pos"), model.registry.lang_index("en")
-    model.train()  # as hxtool.train does (dropout on)
+    model.train()  # as hxtool.training.loop does (dropout on)
     hyper_params = model.set_trainable("all")  # hypernetwork + heads + MLM head + LayerNorms, as pretrain-mlm
     static = static_like(model, model.config.bottleneck)
     static_params = list(static.parameters()) + list(model.heads.parameters()) + list(model.encoder_norms.values())
@@ -420,7 +420,9 @@ def child_main(args: argparse.Namespace) -> None:
     model.train()
     if kind == "addlang":
         index = len(model.registry.languages)  # a new row, one past the table, as add-language does
-        model.hypernet.embeddings.train_language_row(index, model.hypernet.embeddings.language.weight.mean(0))
+        # Routed for the whole measurement and never committed (the benchmark saves nothing).
+        routing = model.hypernet.embeddings.language_row(index, model.hypernet.embeddings.language.weight.mean(0))
+        routing.__enter__()
         params = model.set_trainable("lang")
         optimizer = torch.optim.AdamW(params, lr=2e-3)
 
