@@ -29,6 +29,8 @@ STATE = {"debug": False}
 
 CHECKPOINT_HELP = "Checkpoint folder [default: $HXTOOL_CHECKPOINT, else ./hxtool-model]."
 DEVICE_HELP = "cpu or cuda [default: $HXTOOL_DEVICE, else cpu]."
+PRECISION_HELP = ("bf16, fp16 (CUDA only, with loss scaling) or fp32: the autocast precision of the forward pass "
+                  "(default: bf16 on CUDA devices that support it, else fp32).")
 
 
 def _version(value: bool) -> None:
@@ -91,22 +93,27 @@ def pretrain_mlm(
     data_dir: Optional[Path] = typer.Option(None, help="Folder that relative data paths point into "
                                             "[default: $HXTOOL_DATA, else the recipe's data_dir]."),
     steps: Optional[int] = typer.Option(None, help="Override train.steps."),
-    batch_size: Optional[int] = typer.Option(None, help="Override train.batch_size."),
+    batch_size: Optional[int] = typer.Option(None, help="Override train.batch_size: the GLOBAL batch; under "
+                                             "torchrun each of N processes trains on 1/N of it."),
     lr: Optional[float] = typer.Option(None, help="Override train.lr."),
     seed: Optional[int] = typer.Option(None, help="Override train.seed."),
     save_every: int = typer.Option(100, help="Save resumable state every N steps (0: never)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run of the same command."),
     device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
+    precision: Optional[str] = typer.Option(None, help=PRECISION_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Train the hypernetwork on labelled tasks plus MLM for every recipe language.
 
     Example: hxtool pretrain-mlm recipes/tiny.toml --output tiny-model
+
+    On several GPUs (or CPU processes): torchrun --nproc_per_node N --no-python hxtool pretrain-mlm RECIPE ...
     """
     import dataclasses
 
     from hxtool.config import load_recipe
     from hxtool.pretrain import pretrain
+    from hxtool.training.distributed import env_rank, teardown
 
     with user_errors():
         loaded = load_recipe(recipe, data_dir)
@@ -117,12 +124,20 @@ def pretrain_mlm(
         if base_model:
             loaded.base_model = base_model
         target = _checkpoint(output)
-        with _locked(target):
-            report = pretrain(loaded, target, _device(device), quiet=quiet, save_every=save_every, resume=resume)
+        main_rank = env_rank() == 0  # under torchrun rank 0 alone locks, writes and prints
+        try:
+            with _locked(target) if main_rank else contextlib.nullcontext():
+                report = pretrain(loaded, target, _device(device), quiet=quiet, save_every=save_every,
+                                  resume=resume, precision=precision)
+        finally:
+            teardown()
+    if not main_rank:
+        return
     table = Table(title=f"pretrain-mlm -> {report.output}")
     table.add_column("what")
     table.add_column("value", justify="right")
     table.add_row("steps", str(report.result.steps))
+    table.add_row("processes, precision", f"{report.result.world_size}, {report.result.precision}")
     table.add_row("trainable parameters", f"{report.trainable:,}")
     table.add_row("final loss (smoothed)", f"{report.result.final_loss:.4f}")
     for pair, n in sorted(report.result.steps_per_pair.items()):
@@ -151,6 +166,7 @@ def add_language_cmd(
     save_every: int = typer.Option(50, help="Save resumable state every N steps (0: never)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run of the same command."),
     device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
+    precision: Optional[str] = typer.Option(None, help=PRECISION_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Add a language from raw text: learn its embedding by MLM, leaving every other tensor unchanged.
@@ -173,7 +189,8 @@ def add_language_cmd(
         with _locked(output or source):
             model, meta = load_model(source, _device(device))
             report = add_language(model, meta, code, corpus, output or source, config, init=init,
-                                  overwrite=overwrite, quiet=quiet, save_every=save_every, resume=resume)
+                                  overwrite=overwrite, quiet=quiet, save_every=save_every, resume=resume,
+                                  precision=precision)
     first = report.result.first_loss
     out.print(f"added [bold]{report.code}[/] as language row {report.index} after {report.result.steps} steps "
               f"(MLM loss {first if first is not None else float('nan'):.3f} -> {report.result.final_loss:.3f}) "
@@ -207,6 +224,7 @@ def fewshot(
     save_every: int = typer.Option(50, help="Save resumable state every N steps (0: never)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run of the same command."),
     device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
+    precision: Optional[str] = typer.Option(None, help=PRECISION_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Tune on n labelled examples of a language and report the score before and after.
@@ -247,7 +265,8 @@ def fewshot(
             model.registry.lang_index(lang)
             config.pooling = trained_pooling(meta)
             report = run_fewshot(model, meta, source, task, lang, train_data, eval_data, n, config, tune=tune,
-                                 output=output, quiet=quiet, save_every=save_every, resume=resume)
+                                 output=output, quiet=quiet, save_every=save_every, resume=resume,
+                                 precision=precision)
     table = Table(title=f"fewshot {task}/{lang}: n={n}, {report.steps} steps, tune={tune}")
     table.add_column("")
     table.add_column("before", justify="right")

@@ -14,6 +14,7 @@ refreshes, when state is saved and at the end, so a step never waits on the host
 from __future__ import annotations
 
 import contextlib
+import inspect
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -182,8 +183,11 @@ def train(module: nn.Module, loss: LossFn, streams: list, groups: list[tuple[lis
     objective: nn.Module = _Objective(module, loss)
     if world > 1:
         # Unused parameters are normal: each step trains one task's head and one kind of loss.
+        # The encoder's buffers (position ids) never change: no need to send them every step.
+        quiet_buffers = ({"forward_sync_buffers": False} if "forward_sync_buffers" in
+                         inspect.signature(DistributedDataParallel).parameters else {"broadcast_buffers": False})
         objective = DistributedDataParallel(objective, device_ids=[device.index] if device.type == "cuda" else None,
-                                            find_unused_parameters=True, broadcast_buffers=False)
+                                            find_unused_parameters=True, **quiet_buffers)
     module.train()
     clock = time.perf_counter()
     quiet = quiet or not distributed.is_main()

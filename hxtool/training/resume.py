@@ -89,7 +89,10 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], record: dict[str, Any
     for name, value in record["scalars"].items():
         index, key = name.split(".", 1)
         state.setdefault(int(index), {})[key] = value
-    return {"state": state, "param_groups": record["param_groups"]}
+    # JSON has no tuples: give back betas and other pairs as the optimizer made them.
+    groups = [{k: v if k == "params" or not isinstance(v, list) else tuple(v) for k, v in group.items()}
+              for group in record["param_groups"]]
+    return {"state": state, "param_groups": groups}
 
 
 def save_state(folder: Path, state: TrainState, params: list[torch.nn.Parameter], optimizer: torch.optim.Optimizer,
