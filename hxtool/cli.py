@@ -161,12 +161,12 @@ def add_language_cmd(
     batch_size: int = typer.Option(16, help="Lines per batch."),
     max_length: int = typer.Option(128, help="Pieces per line, longer lines are cut."),
     lr: Optional[float] = typer.Option(None, help="Learning rate (constant) [default: 2e-3]."),
+    precision: Optional[str] = typer.Option(None, help=PRECISION_HELP),
     seed: int = typer.Option(1),
     overwrite: bool = typer.Option(False, "--overwrite", help="Train a language that is already there anew."),
     save_every: int = typer.Option(50, help="Save resumable state every N steps (0: never)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run of the same command."),
     device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
-    precision: Optional[str] = typer.Option(None, help=PRECISION_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Add a language from raw text: learn its embedding by MLM, leaving every other tensor unchanged.
@@ -215,6 +215,7 @@ def fewshot(
     batch_size: int = typer.Option(16),
     lr: Optional[float] = typer.Option(None, help="Learning rate of the language row [default: 5e-3]; heads "
                                        "train at 5e-3 and, with --tune all, shared weights at 1e-4."),
+    precision: Optional[str] = typer.Option(None, help=PRECISION_HELP),
     seed: int = typer.Option(1, help="Seeds both the sample of sentences and the training."),
     tune: str = typer.Option("lang+head", help="lang+head: this language's embedding and its own copy of the "
                              "task head; lang: the embedding alone (both leave every other language untouched); "
@@ -224,7 +225,6 @@ def fewshot(
     save_every: int = typer.Option(50, help="Save resumable state every N steps (0: never)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run of the same command."),
     device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
-    precision: Optional[str] = typer.Option(None, help=PRECISION_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Tune on n labelled examples of a language and report the score before and after.

@@ -13,15 +13,8 @@ import itertools
 import torch
 from torch import nn
 
-from hxtool.baselines import (
-    AdaptedEncoder,
-    TrainResult,
-    encoder_max_length,
-    predict_words,
-    tagging_loss,
-    tagging_stream,
-    train_in_turns,
-)
+from hxtool.baselines import (AdaptedEncoder, TrainResult, encoder_max_length, predict_words, tagging_loss,
+                              tagging_stream, train_in_turns)
 from hxtool.config import TrainConfig
 from hxtool.data.batches import TagBatch
 from hxtool.data.labelled import LabelledData

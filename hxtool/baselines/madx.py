@@ -21,15 +21,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from hxtool.baselines import (
-    AdaptedEncoder,
-    TrainResult,
-    encoder_max_length,
-    predict_words,
-    tagging_loss,
-    tagging_stream,
-    train_in_turns,
-)
+from hxtool.baselines import (AdaptedEncoder, TrainResult, encoder_max_length, predict_words, tagging_loss,
+                              tagging_stream, train_in_turns)
 from hxtool.config import TrainConfig
 from hxtool.data.batches import IGNORE, MlmBatch, TagBatch
 from hxtool.data.corpus import corpus_info
