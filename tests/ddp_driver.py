@@ -1,5 +1,9 @@
-"""Run the hxtool CLI under torchrun and save every rank's learned tensors after training (for test_training)."""
+"""Run the hxtool CLI under torchrun and save every rank's learned tensors after training (for test_training).
 
+With $HXTOOL_TEST_STOP_AT=STEP every rank stops as Ctrl-C would, right after the state of STEP is saved.
+"""
+
+import os
 import sys
 from pathlib import Path
 
@@ -21,4 +25,15 @@ def train_and_dump(module, *args, **kwargs):
 
 
 pretrain_module.train = train_and_dump
+if os.environ.get("HXTOOL_TEST_STOP_AT"):
+    import hxtool.training.loop as loop_module
+
+    stop_at, save_state = int(os.environ["HXTOOL_TEST_STOP_AT"]), loop_module.save_state
+
+    def save_then_stop(folder, state, *args, **kwargs):
+        save_state(folder, state, *args, **kwargs)
+        if state.step == stop_at:
+            raise KeyboardInterrupt
+
+    loop_module.save_state = save_then_stop
 app(sys.argv[2:], prog_name="hxtool")

@@ -235,16 +235,21 @@ def no_dropout_base(tiny_bert: Path, folder: Path) -> Path:
     return base
 
 
-def no_dropout_recipe(folder: Path) -> Path:
+def tiny_recipe_copy(folder: Path, model: str = "", train: str = "") -> Path:
+    """recipes/tiny.toml with extra [model] / [train] keys, its data found wherever the copy lives."""
     text = TINY_RECIPE.read_text().replace('data_dir = "tiny"', f'data_dir = "{TINY_DATA}"')
-    text = text.replace("[model]\n", "[model]\nhead_dropout = 0.0\n")
-    path = folder / "tiny-no-dropout.toml"
+    text = text.replace("[model]\n", f"[model]\n{model}\n").replace("eval_every = 100\n", f"{train}\n")
+    path = folder / "tiny-copy.toml"
     path.write_text(text)
     return path
 
 
-def torchrun(nproc: int, dump: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+def no_dropout_recipe(folder: Path) -> Path:
+    return tiny_recipe_copy(folder, model="head_dropout = 0.0", train="eval_every = 100")
+
+
+def torchrun(nproc: int, dump: Path, *args: str, **env_vars: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", **env_vars}
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
                "--standalone", str(REPO / "tests" / "ddp_driver.py"), str(dump), *map(str, args)]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
@@ -278,3 +283,26 @@ def test_torchrun_two_processes_match_one(tiny_bert: Path, tmp_path: Path) -> No
     assert all(torch.equal(ddp[k], ranks[0][k]) for k in ddp)  # rank 0 saved what it trained
     for key in single:
         torch.testing.assert_close(ddp[key], single[key], rtol=1e-4, atol=1e-5, msg=key)
+
+
+@pytest.mark.slow
+def test_torchrun_resume_with_evaluation_matches_an_uninterrupted_run(tiny_bert: Path, tmp_path: Path) -> None:
+    """Every rank stops after the state of step 10 is saved; --resume under torchrun ends where an
+    uninterrupted two-process run ends, tensor for tensor, with dropout on and dev evaluation."""
+    path = tiny_recipe_copy(tmp_path, train="eval_every = 4")
+    args = ["pretrain-mlm", path, "--base-model", tiny_bert, "--steps", 20, "--save-every", 5]
+    straight = torchrun(2, tmp_path, *args, "--output", tmp_path / "straight")
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    (tmp_path / "resumed-dump").mkdir()
+    stopped = torchrun(2, tmp_path / "resumed-dump", *args, "--output", tmp_path / "resumed", HXTOOL_TEST_STOP_AT="10")
+    assert stopped.returncode != 0 and not (tmp_path / "resumed").exists()
+    state = json.loads((resume_dir(tmp_path / "resumed") / STATE_JSON).read_text())
+    assert state["step"] == 10 and state["world_size"] == 2 and len(state["rng"]) == 2
+    alone = subprocess.run([sys.executable, "-m", "hxtool.cli", *map(str, args), "--output", tmp_path / "resumed",
+                            "--resume"], env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True)
+    assert alone.returncode == 1 and "had 2 processes" in alone.stderr
+    resumed = torchrun(2, tmp_path / "resumed-dump", *args, "--output", tmp_path / "resumed", "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert same_weights(tmp_path / "straight", tmp_path / "resumed")
+    a, b = history(tmp_path / "straight")[-1], history(tmp_path / "resumed")[-1]
+    assert a["dev"] == b["dev"] and a["best_step"] == b["best_step"] and a["world_size"] == 2

@@ -42,8 +42,10 @@ def autocast(precision: str, device: torch.device | str) -> ContextManager:
     return torch.autocast(torch.device(device).type, dtype=DTYPES[precision])
 
 
-def grad_scaler(precision: str, device: torch.device | str) -> "torch.amp.GradScaler | None":
+def grad_scaler(precision: str, device: torch.device | str):
     """fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none."""
     if precision != "fp16":
         return None
-    return torch.amp.GradScaler(torch.device(device).type)
+    if hasattr(torch.amp, "GradScaler"):  # torch >= 2.3
+        return torch.amp.GradScaler(torch.device(device).type)
+    return torch.cuda.amp.GradScaler()
