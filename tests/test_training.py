@@ -39,15 +39,37 @@ def history(folder: Path) -> list[dict]:
 
 # --- resume -------------------------------------------------------------------------------------
 
-def test_pretrain_resume_with_evaluation_keeps_scores_and_best_weights(tiny_bert: Path, tmp_path: Path) -> None:
-    """Interrupted after two of three evaluations: dev scores, best step and the restored best weights
+def weight_dependent_scores(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dev scores that fall as training goes on but are a pure function of the weights (so a resumed run
+    sees what a straight one saw): the best evaluation is the first, long before the interruption."""
+    import hxtool.pretrain as pretrain_module
+
+    seen: dict[str, float] = {}
+    real_predict = pretrain_module.predict_tags
+
+    def predict(model, task, lang, *args, **kwargs):
+        generator = model.hypernet.generator
+        grown = float(generator.linear.weight[generator.up_slice].detach().double().norm())  # 0 at the start
+        seen["score"] = 1 / (1 + grown) - 0.01 * len(task) - 0.001 * len(lang)
+        return real_predict(model, task, lang, *args, **kwargs)
+
+    monkeypatch.setattr(pretrain_module, "predict_tags", predict)
+    monkeypatch.setattr(pretrain_module, "score_tags",
+                        lambda task, gold, predicted: type("Score", (), {"value": seen["score"]})())
+
+
+def test_pretrain_resume_with_evaluation_keeps_scores_and_best_weights(tiny_bert: Path, tmp_path: Path,
+                                                                        monkeypatch) -> None:
+    """Interrupted after five of eight evaluations: dev scores, best step and the restored best weights
     must be what an uninterrupted run reports (they were misaligned when scores lived outside the loop)."""
-    straight = pretrain(recipe(tiny_bert, 30, eval_every=8), tmp_path / "straight", quiet=True)
+    weight_dependent_scores(monkeypatch)
+    straight = pretrain(recipe(tiny_bert, 30, eval_every=4), tmp_path / "straight", quiet=True)
     with interrupted_after_saving(20):
-        pretrain(recipe(tiny_bert, 30, eval_every=8), tmp_path / "resumed", quiet=True, save_every=10)
-    resumed = pretrain(recipe(tiny_bert, 30, eval_every=8), tmp_path / "resumed", quiet=True, save_every=10,
+        pretrain(recipe(tiny_bert, 30, eval_every=4), tmp_path / "resumed", quiet=True, save_every=10)
+    resumed = pretrain(recipe(tiny_bert, 30, eval_every=4), tmp_path / "resumed", quiet=True, save_every=10,
                        resume=True)
-    assert len(straight.result.evaluations) == 4  # steps 8, 16, 24 and the end
+    assert [step for step, _ in straight.result.evaluations] == [4, 8, 12, 16, 20, 24, 28, 30]
+    assert straight.result.best_step == 4
     assert resumed.result.evaluations == straight.result.evaluations
     assert resumed.result.best_step == straight.result.best_step
     assert resumed.dev_scores == straight.dev_scores and resumed.dev_scores
