@@ -5,5 +5,6 @@
 - `resume`: saving and restoring the loop's state.
 - `distributed`: torchrun / DistributedDataParallel setup and helpers.
 - `precision`: fp32 / bf16 / fp16 autocast.
+- `prefetch`: batches prepared on a background thread, in step order.
 - `objectives`: HyperX's per-step loss (the baselines bring their own).
 """
