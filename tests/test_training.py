@@ -328,3 +328,42 @@ def test_torchrun_resume_with_evaluation_matches_an_uninterrupted_run(tiny_bert:
     assert same_weights(tmp_path / "straight", tmp_path / "resumed")
     a, b = history(tmp_path / "straight")[-1], history(tmp_path / "resumed")[-1]
     assert a["dev"] == b["dev"] and a["best_step"] == b["best_step"] and a["world_size"] == 2
+
+
+def test_background_batches_come_in_the_same_order_and_errors_surface() -> None:
+    """The GPU path prepares batches on a thread: same batches, same order as inline; a failing stream
+    raises in the training thread."""
+    from hxtool.data.align import encode_sentences
+    from hxtool.data.labelled import label_ids, label_list, read_labelled
+    from hxtool.data.sources import TaggingStream
+    from hxtool.model.tiny import _tokenizer
+    from hxtool.training.prefetch import prepared
+    from hxtool.training.sampler import TemperatureSampler
+
+    tokenizer = _tokenizer("bert")
+    streams = []
+    for lang in ("en", "tr"):
+        data = read_labelled("pos", TINY_DATA / f"{lang}-pos-train.conllu")
+        chunks = encode_sentences(tokenizer, data.words, 64, label_ids(data, label_list("pos", [data])))
+        streams.append(TaggingStream("pos", lang, chunks, 5, tokenizer.pad_token_id, 1))
+    sampler = TemperatureSampler([s.pair for s in streams], [s.size for s in streams], 5.0, 1)
+
+    def draw(background: bool, rank: int = 0, world: int = 1) -> list:
+        iterators = {s.pair: iter(s) for s in streams}
+        return list(prepared(sampler, iterators, 3, 40, torch.device("cpu"), rank, world, background=background))
+
+    inline, threaded = draw(False), draw(True)
+    assert [p for p, _, _ in inline] == [p for p, _, _ in threaded] and len(inline) == 37
+    assert all(torch.equal(a.input_ids, b.input_ids) and torch.equal(a.labels, b.labels)
+               for (_, a, _), (_, b, _) in zip(inline, threaded))
+    # Two ranks' shards put back together are the one-process batch.
+    halves = [draw(True, rank, 2) for rank in range(2)]
+    for (_, whole, _), (_, first, _), (_, second, _) in zip(inline, *halves):
+        assert torch.equal(torch.cat([first.input_ids, second.input_ids]), whole.input_ids)
+
+    def broken():
+        yield from ()
+        raise OSError("disk gone")
+
+    with pytest.raises(OSError, match="disk gone"):
+        list(prepared(sampler, {s.pair: broken() for s in streams}, 0, 5, torch.device("cpu"), background=True))
