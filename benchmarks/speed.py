@@ -16,6 +16,7 @@ processes used during each section is recorded beside it.
     python benchmarks/speed.py --quick                 # about 2 minutes on 2 idle CPU cores
     python benchmarks/speed.py                         # the full run, about 5 minutes
     python benchmarks/speed.py --data-dir ../shared/data --out benchmarks/results/speed.json
+    python benchmarks/speed.py --device cuda --only pretrain --pretrain-shape 32x256 --precision bf16
 """
 
 from __future__ import annotations
@@ -294,23 +295,34 @@ def adapter_flop_share(model) -> float:
 
 
 # --- b. pretraining step ---------------------------------------------------------------------------
-def tagging_batch(model, conllu: Path, size: int, max_length: int, seed: int):
+def tagging_batch(model, conllu: Path, size: int, max_length: int, seed: int, packed: bool = False):
+    """`size` chunks as a shuffled TaggingStream draws them; `packed`: consecutive sentences joined into
+    full `max_length`-piece chunks (the paper's 32 x 256 shape; UD sentences alone are ~30 pieces)."""
     from hxtool.data.align import encode_sentences
     from hxtool.data.batches import collate_chunks
     from hxtool.data.labelled import label_ids, read_labelled
 
     data = read_labelled("pos", conllu)
-    chunks = encode_sentences(model.backbone.tokenizer, data.words, max_length, label_ids(data, UPOS))
+    words, labels = data.words, label_ids(data, UPOS)
+    if packed:  # one long pseudo-sentence per 200 sentences, which encode_sentences cuts at max_length
+        words = [sum(words[i:i + 200], []) for i in range(0, len(words), 200)]
+        labels = [sum(labels[i:i + 200], []) for i in range(0, len(labels), 200)]
+    chunks = encode_sentences(model.backbone.tokenizer, words, max_length, labels)
+    if packed:
+        chunks = [c for c in chunks if len(c.input_ids) >= max_length - 8]
     picked = random.Random(seed).sample(chunks, size)  # a batch as a shuffled TaggingStream draws it
     return collate_chunks(picked, model.backbone.tokenizer.pad_token_id).to(model.device)
 
 
-def bench_pretrain_step(model, batch, warmup: int, reps: int, device: str) -> dict:
-    """AdamW steps, hypernetwork-generated adapters vs static adapters of the same bottleneck, interleaved."""
+def bench_pretrain_step(model, batch, warmup: int, reps: int, device: str, precision: str = "fp32") -> dict:
+    """AdamW steps, hypernetwork-generated adapters vs static adapters of the same bottleneck, interleaved;
+    the forward under hxtool's autocast for `precision`, as pretrain-mlm --precision runs it."""
     from torch.nn.utils import clip_grad_norm_
 
+    from hxtool.training.precision import autocast
+
     task, lang = model.registry.task_index("pos"), model.registry.lang_index("en")
-    model.train()  # as hxtool.train does (dropout on)
+    model.train()  # as hxtool.training.loop does (dropout on)
     hyper_params = model.set_trainable("all")  # hypernetwork + heads + MLM head + LayerNorms, as pretrain-mlm
     static = static_like(model, model.config.bottleneck)
     static_params = list(static.parameters()) + list(model.heads.parameters()) + list(model.encoder_norms.values())
@@ -325,8 +337,9 @@ def bench_pretrain_step(model, batch, warmup: int, reps: int, device: str) -> di
         for name, (params, optimizer, make_adapters) in variants.items():
             sync(device)
             t0 = time.perf_counter()
-            adapters = make_adapters()
-            loss = model.tagging_loss("pos", batch, adapters, "first", "en")
+            with autocast(precision, device):
+                adapters = make_adapters()
+                loss = model.tagging_loss("pos", batch, adapters, "first", "en")
             sync(device)
             t1 = time.perf_counter()
             optimizer.zero_grad(set_to_none=True)
@@ -367,6 +380,8 @@ def bench_pretrain_step(model, batch, warmup: int, reps: int, device: str) -> di
         "median_s": {name: {k: round(v, 4) for k, v in m.items()} for name, m in med.items()},
         "hypernet_generate_fwd_bwd_median_s": round(median(gen_times), 4),
         "ratio_hypernet_vs_static": round(med["hypernet"]["step"] / med["static"]["step"], 4),
+        "precision": precision,
+        "tokens_per_s": {name: round(int(batch.attention_mask.sum()) / m["step"]) for name, m in med.items()},
         "cpu": watch.report(),
     }
 
@@ -419,7 +434,9 @@ def child_main(args: argparse.Namespace) -> None:
     model.train()
     if kind == "addlang":
         index = len(model.registry.languages)  # a new row, one past the table, as add-language does
-        model.hypernet.embeddings.train_language_row(index, model.hypernet.embeddings.language.weight.mean(0))
+        # Routed for the whole measurement and never committed (the benchmark saves nothing).
+        routing = model.hypernet.embeddings.language_row(index, model.hypernet.embeddings.language.weight.mean(0))
+        routing.__enter__()
         params = model.set_trainable("lang")
         optimizer = torch.optim.AdamW(params, lr=2e-3)
 
@@ -686,6 +703,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--only", nargs="+", choices=["tag", "pretrain", "addlang", "params"],
                         help="run only these parts")
     # internal: one add-language variant in a subprocess
+    parser.add_argument("--pretrain-shape", metavar="BxL", help="b. pretraining step on B packed chunks of L pieces "
+                        "(the paper's size: 32x256); default: 32 (quick 16) en_ewt sentences, as they come")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
+                        help="b. autocast precision of the pretraining step's forward (fp16: CUDA only)")
     parser.add_argument("--child", choices=["addlang", "madx"], help=argparse.SUPPRESS)
     parser.add_argument("--mlm-batch", type=int, default=16, help=argparse.SUPPRESS)
     parser.add_argument("--mlm-length", type=int, default=128, help=argparse.SUPPRESS)
@@ -743,9 +764,13 @@ def main(argv: list[str] | None = None) -> None:
         result["tagging"] = bench_tagging(model, sentences, args.warmup, args.reps, args.device)
         print(f"a. tagging done: {result['tagging']['words_per_s']}", flush=True)
     if "pretrain" in parts:
-        size = 16 if args.quick else 32
-        batch = tagging_batch(model, test_file, size, 128, seed=1)
-        result["pretrain_step"] = bench_pretrain_step(model, batch, max(args.warmup, 1), args.reps, args.device)
+        if args.pretrain_shape:  # e.g. 32x256: packed chunks of exactly that many pieces
+            size, length = (int(x) for x in args.pretrain_shape.lower().split("x"))
+            batch = tagging_batch(model, test_file, size, length, seed=1, packed=True)
+        else:
+            batch = tagging_batch(model, test_file, 16 if args.quick else 32, 128, seed=1)
+        result["pretrain_step"] = bench_pretrain_step(model, batch, max(args.warmup, 1), args.reps, args.device,
+                                                      args.precision)
         print(f"b. pretrain step done: {result['pretrain_step']['median_s']}", flush=True)
     if "params" in parts:
         result["params"] = new_language_cost(model, args.madx_bottleneck)

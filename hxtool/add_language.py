@@ -16,8 +16,9 @@ from hxtool.errors import HxError
 from hxtool.model.hyperx import HyperX
 from hxtool.registry import LanguageInfo, check_language_code
 from hxtool.session import save_model
-from hxtool.resume import discard_state, resume_dir
-from hxtool.train import Resumable, TrainResult, train
+from hxtool.training.loop import Resumable, TrainResult, param_groups, train
+from hxtool.training.objectives import hyperx_loss
+from hxtool.training.resume import discard_state, resume_dir
 from hxtool.checkpoint import CheckpointMeta
 
 # A single 64-dim row moves slowly at the pretraining rate; this rate moved it well in our runs.
@@ -31,6 +32,7 @@ class AddLanguageReport:
     result: TrainResult
     output: Path
     vocab_size: int
+    meta: CheckpointMeta | None = None  # what was saved: pass it on to a next command in the same process
 
     @property
     def head_looks_untrained(self) -> bool:
@@ -48,7 +50,8 @@ def initial_row(model: HyperX, init: str) -> torch.Tensor:
 
 def add_language(model: HyperX, meta: CheckpointMeta, code: str, corpus: Path, output: Path,
                  config: TrainConfig, init: str = "mean", overwrite: bool = False,
-                 quiet: bool = False, save_every: int = 0, resume: bool = False) -> AddLanguageReport:
+                 quiet: bool = False, save_every: int = 0, resume: bool = False,
+                 precision: str | None = None) -> AddLanguageReport:
     check_language_code(code)
     registry = model.registry
     if registry.has_language(code) and not overwrite:
@@ -58,18 +61,19 @@ def add_language(model: HyperX, meta: CheckpointMeta, code: str, corpus: Path, o
                       f"(use 'mean' or one of {', '.join(registry.language_codes())})")
     info = corpus_info(corpus)
     index = registry.lang_index(code) if registry.has_language(code) else len(registry.languages)
-    if index < len(registry.languages):
-        model.drop_own_heads(code)  # tuned for the old row: they go with it
-    model.hypernet.embeddings.train_language_row(index, initial_row(model, init))
-    params = model.set_trainable("lang")
     stream = MlmStream(code, Path(corpus), info.lines, model.backbone.tokenizer, config.batch_size,
                        config.max_length, config.mlm_probability, config.seed)
     signature = {"command": "add-language", "lang": code, "corpus": info.sha256, "init": init,
                  "train": dataclasses.asdict(config)}
     resumable = Resumable(resume_dir(output), save_every, resume, signature)
-    result = train(model, [stream], params, config, lang_override={code: index},
-                   description=f"add-language {code}", quiet=quiet, resumable=resumable)
-    model.hypernet.embeddings.commit_language_row()
+    # The row is written into the table only if training finishes; an error leaves the model as it was.
+    with model.hypernet.embeddings.language_row(index, initial_row(model, init)):
+        params = model.set_trainable("lang")
+        result = train(model, hyperx_loss(model, config.pooling, {code: index}), [stream],
+                       param_groups(params, config.lr), config, description=f"add-language {code}", quiet=quiet,
+                       resumable=resumable, precision=precision)
+    if index < len(registry.languages):
+        model.drop_own_heads(code)  # tuned for the old row: they go with it
     entry = LanguageInfo(code=code, source="add-language",
                          corpus={"path": str(corpus), "sha256": info.sha256, "lines": info.lines},
                          steps=result.steps, init=init, mlm_loss=result.final_loss)
@@ -79,6 +83,6 @@ def add_language(model: HyperX, meta: CheckpointMeta, code: str, corpus: Path, o
         registry.languages.append(entry)
     event = {"command": "add-language", "lang": code, "steps": result.steps, "init": init,
              "train": dataclasses.asdict(config), "final_loss": result.final_loss}
-    save_model(model, meta, output, event)
+    saved = save_model(model, meta, output, event, world_size=result.world_size, precision=result.precision)
     discard_state(output)
-    return AddLanguageReport(code, index, result, output, model.mlm_head.bias.shape[0])
+    return AddLanguageReport(code, index, result, output, model.mlm_head.bias.shape[0], saved)

@@ -47,6 +47,8 @@ class CheckpointMeta:
     format_version: int = FORMAT_VERSION
     versions: dict[str, str] = field(default_factory=dict)
     command_line: list[str] = field(default_factory=list)
+    world_size: int = 1  # processes of the run that wrote it (torchrun --nproc_per_node)
+    precision: str = "fp32"  # autocast precision of that run
     history: list[dict[str, Any]] = field(default_factory=list)  # one entry per command that wrote it
     files: dict[str, str] = field(default_factory=dict)  # sha256 of the weights file
 
@@ -78,38 +80,36 @@ def checkpoint_lock(folder: Path, notify=None) -> Iterator[None]:
     A second command writing the same checkpoint waits here (after saying so) and then starts from
     what the first one wrote, so two add-language runs end with both languages, never a mix.
     """
+    from filelock import FileLock, Timeout
+
     folder = Path(folder).resolve()
     folder.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(folder.parent / f".{folder.name}.lock"))
     try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX: atomic renames still keep each save whole
+        lock.acquire(timeout=0)
+    except Timeout:
+        if notify is not None:
+            notify(f"waiting for another hxtool command that is writing {folder} …")
+        lock.acquire()
+    try:
         yield
-        return
-    with open(folder.parent / f".{folder.name}.lock", "a+b") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if notify is not None:
-                notify(f"waiting for another hxtool command that is writing {folder} …")
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    finally:
+        lock.release()
 
 
 def save_checkpoint(folder: Path, meta: CheckpointMeta, registry: Registry,
-                    tensors: dict[str, torch.Tensor], event: dict[str, Any]) -> Path:
+                    tensors: dict[str, torch.Tensor], event: dict[str, Any], *, world_size: int = 1,
+                    precision: str = "fp32") -> CheckpointMeta:
     """Write atomically: build the folder beside the target, then swap it in with renames.
 
-    `meta` is updated in place (versions, command line, one more history entry), so a model saved
-    by several commands in one process keeps every step of its history.
+    Returns the meta that was written (the caller's plus versions, command line, how the run was
+    launched and one more history entry); the caller's `meta` is left as it was.
     """
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    meta.versions = current_versions()
-    meta.command_line = list(sys.argv)
-    meta.history.append({**event, "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
+    meta = dataclasses.replace(
+        meta, versions=current_versions(), command_line=list(sys.argv), world_size=world_size, precision=precision,
+        history=[*meta.history, {**event, "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}])
     with atomic_folder(folder) as tmp:
         contiguous = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
         save_file(contiguous, str(tmp / WEIGHTS_FILE), metadata={"format": "pt", "hxtool": __version__})
@@ -118,7 +118,7 @@ def save_checkpoint(folder: Path, meta: CheckpointMeta, registry: Registry,
                                        encoding="utf-8")
         (tmp / REGISTRY_FILE).write_text(json.dumps(registry.to_dict(), indent=2, ensure_ascii=False) + "\n",
                                          encoding="utf-8")
-    return folder
+    return meta
 
 
 def read_checkpoint(folder: Path) -> tuple[CheckpointMeta, Registry, dict[str, torch.Tensor]]:

@@ -29,6 +29,8 @@ STATE = {"debug": False}
 
 CHECKPOINT_HELP = "Checkpoint folder [default: $HXTOOL_CHECKPOINT, else ./hxtool-model]."
 DEVICE_HELP = "cpu or cuda [default: $HXTOOL_DEVICE, else cpu]."
+PRECISION_HELP = ("bf16, fp16 (CUDA only, with loss scaling) or fp32: the autocast precision of the forward pass "
+                  "(default: bf16 on CUDA devices that support it, else fp32).")
 
 
 def _version(value: bool) -> None:
@@ -91,22 +93,27 @@ def pretrain_mlm(
     data_dir: Optional[Path] = typer.Option(None, help="Folder that relative data paths point into "
                                             "[default: $HXTOOL_DATA, else the recipe's data_dir]."),
     steps: Optional[int] = typer.Option(None, help="Override train.steps."),
-    batch_size: Optional[int] = typer.Option(None, help="Override train.batch_size."),
+    batch_size: Optional[int] = typer.Option(None, help="Override train.batch_size: the GLOBAL batch; under "
+                                             "torchrun each of N processes trains on 1/N of it."),
     lr: Optional[float] = typer.Option(None, help="Override train.lr."),
     seed: Optional[int] = typer.Option(None, help="Override train.seed."),
     save_every: int = typer.Option(100, help="Save resumable state every N steps (0: never)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run of the same command."),
     device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
+    precision: Optional[str] = typer.Option(None, help=PRECISION_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Train the hypernetwork on labelled tasks plus MLM for every recipe language.
 
     Example: hxtool pretrain-mlm recipes/tiny.toml --output tiny-model
+
+    On several GPUs (or CPU processes): torchrun --nproc_per_node N --no-python hxtool pretrain-mlm RECIPE ...
     """
     import dataclasses
 
     from hxtool.config import load_recipe
     from hxtool.pretrain import pretrain
+    from hxtool.training.distributed import env_rank, teardown
 
     with user_errors():
         loaded = load_recipe(recipe, data_dir)
@@ -117,12 +124,20 @@ def pretrain_mlm(
         if base_model:
             loaded.base_model = base_model
         target = _checkpoint(output)
-        with _locked(target):
-            report = pretrain(loaded, target, _device(device), quiet=quiet, save_every=save_every, resume=resume)
+        main_rank = env_rank() == 0  # under torchrun rank 0 alone locks, writes and prints
+        try:
+            with _locked(target) if main_rank else contextlib.nullcontext():
+                report = pretrain(loaded, target, _device(device), quiet=quiet, save_every=save_every,
+                                  resume=resume, precision=precision)
+        finally:
+            teardown()
+    if not main_rank:
+        return
     table = Table(title=f"pretrain-mlm -> {report.output}")
     table.add_column("what")
     table.add_column("value", justify="right")
     table.add_row("steps", str(report.result.steps))
+    table.add_row("processes, precision", f"{report.result.world_size}, {report.result.precision}")
     table.add_row("trainable parameters", f"{report.trainable:,}")
     table.add_row("final loss (smoothed)", f"{report.result.final_loss:.4f}")
     for pair, n in sorted(report.result.steps_per_pair.items()):
@@ -163,6 +178,7 @@ def add_language_cmd(
     batch_size: int = typer.Option(16, help="Lines per batch."),
     max_length: int = typer.Option(128, help="Pieces per line, longer lines are cut."),
     lr: Optional[float] = typer.Option(None, help="Learning rate (constant) [default: 2e-3]."),
+    precision: Optional[str] = typer.Option(None, help=PRECISION_HELP),
     seed: int = typer.Option(1),
     overwrite: bool = typer.Option(False, "--overwrite", help="Train a language that is already there anew."),
     save_every: int = typer.Option(50, help="Save resumable state every N steps (0: never)."),
@@ -193,7 +209,8 @@ def add_language_cmd(
         with _locked(output or source):
             model, meta = load_model(source, _device(device))
             report = add_language(model, meta, code, corpus, output or source, config, init=init,
-                                  overwrite=overwrite, quiet=quiet, save_every=save_every, resume=resume)
+                                  overwrite=overwrite, quiet=quiet, save_every=save_every, resume=resume,
+                                  precision=precision)
     first = report.result.first_loss
     out.print(f"added [bold]{report.code}[/] as language row {report.index} after {report.result.steps} steps "
               f"(MLM loss {first if first is not None else float('nan'):.3f} -> {report.result.final_loss:.3f}) "
@@ -221,6 +238,7 @@ def fewshot(
     batch_size: int = typer.Option(16),
     lr: Optional[float] = typer.Option(None, help="Learning rate of the language row [default: 5e-3]; heads "
                                        "train at 5e-3 and, with --tune all, shared weights at 1e-4."),
+    precision: Optional[str] = typer.Option(None, help=PRECISION_HELP),
     seed: int = typer.Option(1, help="Seeds both the sample of sentences and the training."),
     strict_labels: bool = typer.Option(False, "--strict-labels", help="Refuse labels the checkpoint's task "
                                        "lacks, instead of adding them to this language's own head."),
@@ -274,7 +292,7 @@ def fewshot(
             config.pooling = trained_pooling(meta)
             report = run_fewshot(model, meta, source, task, lang, train_data, eval_data, n, config, tune=tune,
                                  output=output, quiet=quiet, save_every=save_every, resume=resume,
-                                 strict_labels=strict_labels)
+                                 strict_labels=strict_labels, precision=precision)
     if report.added_labels:
         err.print(f"{lang}'s own {task} head learns {len(report.added_labels)} label(s) the checkpoint's task "
                   f"lacked: {', '.join(report.added_labels)} (other languages unchanged; --strict-labels refuses)",

@@ -25,8 +25,9 @@ from hxtool.metrics import Score
 from hxtool.model.hyperx import HyperX
 from hxtool.session import save_model
 from hxtool.tagging import predict_tags, score_tags
-from hxtool.resume import discard_state, resume_dir
-from hxtool.train import Resumable, train
+from hxtool.training.loop import Resumable, param_groups, train
+from hxtool.training.objectives import hyperx_loss
+from hxtool.training.resume import discard_state, resume_dir
 
 TUNE_MODES = ("lang", "lang+head", "all")
 # Constant learning rates: one embedding row needs a larger step than shared weights.
@@ -43,6 +44,7 @@ class FewshotReport:
     steps: int
     output: Path
     added_labels: list[str] = dataclasses.field(default_factory=list)  # labels the language's head gained
+    meta: CheckpointMeta | None = None  # what was saved: pass it on to a next command in the same process
 
 
 def sample_indices(total: int, n: int, seed: int) -> list[int]:
@@ -57,7 +59,7 @@ def sample_indices(total: int, n: int, seed: int) -> list[int]:
 def fewshot(model: HyperX, meta: CheckpointMeta, checkpoint: Path, task: str, lang: str, train_data: LabelledData,
             eval_data: LabelledData | None, n: int, config: TrainConfig, tune: str = "lang+head",
             output: Path | None = None, quiet: bool = False, save_every: int = 0,
-            resume: bool = False, strict_labels: bool = False) -> FewshotReport:
+            resume: bool = False, strict_labels: bool = False, precision: str | None = None) -> FewshotReport:
     """Tune on n sentences of `train_data`. Labels the task lacks extend the language's own head (listed
     in the report's `added_labels`) unless `strict_labels`, which refuses them as before."""
     if tune not in TUNE_MODES:
@@ -92,35 +94,36 @@ def fewshot(model: HyperX, meta: CheckpointMeta, checkpoint: Path, task: str, la
         labels = registry.labels(task, lang)
     chunks = encode_sentences(model.backbone.tokenizer, shots.words, config.max_length, label_ids(shots, labels))
     steps = config.steps or 1
-    model.hypernet.embeddings.train_language_row(lang_index, model.hypernet.embeddings.language.weight[lang_index])
-    # With "all", hypernet.parameters() already includes the free-standing row.
-    params = model.set_trainable("all" if tune == "all" else "lang")
-    if tune == "lang+head":
-        params += list(model.own_head(task, lang).parameters())
-        for param in params:
-            param.requires_grad_(True)
     stream = TaggingStream(task, lang, chunks, config.batch_size, model.backbone.tokenizer.pad_token_id, config.seed)
     signature = {"command": "fewshot", "task": task, "lang": lang, "n": n, "tune": tune,
                  "train": dataclasses.asdict(config), "sentences": indices}
-    # The language row moves at the few-shot rate, heads at the head rate, shared weights (tune=all)
-    # at the pretraining rate of 1e-4: a higher one there would wreck every generated adapter.
-    rates = {id(p): config.head_lr for p in model.heads.parameters()}
-    if tune == "all":
-        rates.update({id(p): ALL_SHARED_LR for p in params})
-        rates.update({id(p): config.head_lr for p in [*model.heads.parameters(), *model.mlm_head.parameters()]})
-    rates[id(model.hypernet.embeddings.row)] = config.lr
-    train(model, [stream], params, config, description=f"fewshot {task}/{lang} n={n}", quiet=quiet,
-          resumable=Resumable(resume_dir(output), save_every, resume, signature), rates=rates)
-    model.hypernet.embeddings.commit_language_row()
+    # The row is written back only if training finishes; an error leaves the table as it was.
+    with model.hypernet.embeddings.language_row(lang_index, model.hypernet.embeddings.language.weight[lang_index]):
+        # With "all", hypernet.parameters() already includes the free-standing row.
+        params = model.set_trainable("all" if tune == "all" else "lang")
+        if tune == "lang+head":
+            params += list(model.own_head(task, lang).parameters())
+            for param in params:
+                param.requires_grad_(True)
+        # The language row moves at the few-shot rate, heads at the head rate, shared weights (tune=all)
+        # at the pretraining rate of 1e-4: a higher one there would wreck every generated adapter.
+        rates = {id(p): config.head_lr for p in model.heads.parameters()}
+        if tune == "all":
+            rates.update({id(p): ALL_SHARED_LR for p in params})
+            rates.update({id(p): config.head_lr for p in [*model.heads.parameters(), *model.mlm_head.parameters()]})
+        rates[id(model.hypernet.embeddings.row)] = config.lr
+        result = train(model, hyperx_loss(model, config.pooling), [stream], param_groups(params, config.lr, rates), config,
+                       description=f"fewshot {task}/{lang} n={n}", quiet=quiet,
+                       resumable=Resumable(resume_dir(output), save_every, resume, signature), precision=precision)
     after = evaluate()
     registry.language(lang).fewshot.append({"task": task, "n": n, "seed": config.seed, "tune": tune,
                                             "steps": steps, "train": str(train_data.path)})
     event = {"command": "fewshot", "task": task, "lang": lang, "n": n, "tune": tune,
              "train": dataclasses.asdict(config), "sentences": indices,
              "before": before.value if before else None, "after": after.value if after else None}
-    save_model(model, meta, output, event)
+    saved = save_model(model, meta, output, event, world_size=result.world_size, precision=result.precision)
     discard_state(output)
-    return FewshotReport(n, indices, before, after, steps, output, added)
+    return FewshotReport(n, indices, before, after, steps, output, added, saved)
 
 
 def fewshot_steps(n: int, batch_size: int, epochs: int) -> int:

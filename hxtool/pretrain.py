@@ -17,8 +17,12 @@ from hxtool.model.hyperx import HyperX
 from hxtool.registry import LanguageInfo, Registry, TaskInfo, check_language_code
 from hxtool.session import new_meta, save_model
 from hxtool.tagging import predict_tags, score_tags
-from hxtool.resume import discard_state, resume_dir
-from hxtool.train import Resumable, TrainResult, count_parameters, seed_everything, train
+from hxtool.training import distributed
+from hxtool.model import count_parameters
+from hxtool.training.loop import Resumable, TrainResult, param_groups, train
+from hxtool.training.objectives import hyperx_loss
+from hxtool.training.precision import resolve_precision
+from hxtool.training.resume import discard_state, resume_dir
 
 
 @dataclass
@@ -47,7 +51,16 @@ def build_registry(recipe: Recipe, labelled: dict[tuple[str, str], LabelledData]
 
 
 def pretrain(recipe: Recipe, output: Path, device: str = "cpu", quiet: bool = False,
-             save_every: int = 0, resume: bool = False) -> PretrainReport:
+             save_every: int = 0, resume: bool = False, precision: str | None = None) -> PretrainReport:
+    """Train a new checkpoint from a recipe.
+
+    Under torchrun every rank calls this: each trains on its shard of every global batch
+    (`train.batch_size` is the global batch), and rank 0 alone evaluates and writes the checkpoint.
+    """
+    from transformers import set_seed
+
+    device = distributed.setup(device)
+    precision = resolve_precision(precision, device)
     pairs = [(src.task, src.lang) for src in recipe.data] + [(MLM_TASK, src.lang) for src in recipe.mlm]
     duplicates = {p for p in pairs if pairs.count(p) > 1}
     if duplicates:
@@ -56,7 +69,7 @@ def pretrain(recipe: Recipe, output: Path, device: str = "cpu", quiet: bool = Fa
     dev = {(src.task, src.lang): read_labelled(src.task, src.dev, src.format) for src in recipe.data if src.dev}
     registry = build_registry(recipe, labelled)
     backbone = load_backbone(recipe.base_model, device)
-    seed_everything(recipe.train.seed)  # the hypernetwork's and heads' initial weights come from the seed too
+    set_seed(recipe.train.seed)  # the hypernetwork's and heads' initial weights come from the seed too
     model = HyperX(backbone, recipe.model, registry).to(device)
     for task in registry.tasks:  # labels of a closed set that no training file holds start unlikely
         if not task.is_mlm:
@@ -73,31 +86,31 @@ def pretrain(recipe: Recipe, output: Path, device: str = "cpu", quiet: bool = Fa
         streams.append(MlmStream(src.lang, src.corpus, lines, tokenizer, cfg.batch_size, cfg.max_length,
                                  cfg.mlm_probability, cfg.seed))
 
-    snapshots: list[dict[str, float]] = []  # dev scores of every evaluation, in order
-
-    def evaluate() -> float:
+    def evaluate() -> tuple[float, dict[str, float]]:
         scores = {}
         for (task, lang), data in dev.items():
             predicted = predict_tags(model, task, lang, data.words, pooling=cfg.pooling)
             scores[f"{task}/{lang}"] = score_tags(task, data.tags, predicted).value
-        snapshots.append(scores)
-        return sum(scores.values()) / len(scores)
+        return sum(scores.values()) / len(scores), scores
 
     params = model.set_trainable("all")
     signature = {"command": "pretrain-mlm", "base_model": recipe.base_model, "train": dataclasses.asdict(cfg),
-                 "pairs": [list(p) for p in pairs], "model": dataclasses.asdict(recipe.model)}
+                 "pairs": [list(p) for p in pairs], "model": dataclasses.asdict(recipe.model),
+                 "precision": precision}
     resumable = Resumable(resume_dir(output), save_every, resume, signature)
-    result = train(model, streams, params, cfg, evaluate=evaluate if dev else None,
-                   description="pretrain-mlm", quiet=quiet, resumable=resumable,
-                   rates={id(p): cfg.head_lr for p in [*model.heads.parameters(), *model.mlm_head.parameters()]})
-    best = max(range(len(snapshots)), key=lambda i: result.evaluations[i][1]) if snapshots else None
-    dev_scores = snapshots[best] if best is not None else {}
+    rates = {id(p): cfg.head_lr for p in [*model.heads.parameters(), *model.mlm_head.parameters()]}
+    result = train(model, hyperx_loss(model, cfg.pooling), streams, param_groups(params, cfg.lr, rates), cfg,
+                   evaluate=evaluate if dev else None, description="pretrain-mlm", quiet=quiet,
+                   resumable=resumable, precision=precision)
+    dev_scores = dict(result.best_details)
     for lang in registry.languages:
         lang.steps = sum(n for (_, code), n in result.steps_per_pair.items() if code == lang.code)
         lang.mlm_loss = result.loss_per_pair.get((MLM_TASK, lang.code))
-    meta = new_meta(model)
     event = {"command": "pretrain-mlm", "recipe": str(recipe.path), "steps": result.steps,
-             "train": dataclasses.asdict(cfg), "best_step": result.best_step, "dev": dict(dev_scores)}
-    save_model(model, meta, output, event)
-    discard_state(output)
+             "train": dataclasses.asdict(cfg), "best_step": result.best_step, "dev": dict(dev_scores),
+             "world_size": result.world_size, "precision": result.precision}
+    if distributed.is_main():
+        save_model(model, new_meta(model), output, event, world_size=result.world_size, precision=result.precision)
+        discard_state(output)
+    distributed.barrier()  # no rank returns before the checkpoint is there
     return PretrainReport(output, result, count_parameters(params), dev_scores)

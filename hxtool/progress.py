@@ -9,13 +9,18 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 console = Console(stderr=True)
+REFRESH_STEPS = 10  # steps between updates of the text beside a training bar
 
 
 @contextlib.contextmanager
 def training_progress(description: str, total: int, quiet: bool = False,
                       start: int = 0) -> Iterator[Callable[..., None]]:
-    """Yield `advance(**fields)`: one step done, with fields (loss, pair) shown beside the bar."""
-    if quiet:
+    """Yield `advance(**fields)`: one step done, with fields (loss, pair) shown beside the bar.
+
+    A field may be a callable: it is called only when the shown text is refreshed (every
+    `REFRESH_STEPS` steps and at the last), so reading a loss off the GPU does not stall every step.
+    """
+    if quiet or not console.is_terminal:  # nothing would show: skip the work, loss reads included
         yield lambda **fields: None
         return
     progress = Progress(
@@ -26,8 +31,16 @@ def training_progress(description: str, total: int, quiet: bool = False,
     with progress:
         task = progress.add_task(description, total=total, info="", completed=start)
 
+        done = start
+
         def advance(**fields: object) -> None:
-            info = "  ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in fields.items())
+            nonlocal done
+            done += 1
+            if done % REFRESH_STEPS and done != total:
+                progress.update(task, advance=1)
+                return
+            values = {k: v() if callable(v) else v for k, v in fields.items()}
+            info = "  ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items())
             progress.update(task, advance=1, info=info)
 
         yield advance

@@ -27,8 +27,10 @@ def load_model(folder: str | Path, device: str = "cpu") -> tuple[HyperX, Checkpo
     return model, meta
 
 
-def save_model(model: HyperX, meta: CheckpointMeta, folder: str | Path, event: dict[str, Any]) -> Path:
-    return save_checkpoint(Path(folder), meta, model.registry, model.learned_state_dict(), event)
+def save_model(model: HyperX, meta: CheckpointMeta, folder: str | Path, event: dict[str, Any],
+               **launch: Any) -> CheckpointMeta:
+    """Save and return the meta written (`launch`: world_size, precision); `meta` itself is not changed."""
+    return save_checkpoint(Path(folder), meta, model.registry, model.learned_state_dict(), event, **launch)
 
 
 def new_meta(model: HyperX) -> CheckpointMeta:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from hxtool.data.align import chunk_words, encode_sentences, word_pieces
-from hxtool.data.sampling import TemperatureSampler, temperature_probabilities
+from hxtool.training.sampler import TemperatureSampler, temperature_probabilities
 
 
 @pytest.fixture(scope="module")

@@ -105,10 +105,10 @@ def test_trainable_groups(tiny_bert) -> None:
     assert any("LayerNorm" in n for n in names), "base LayerNorms train by default"
     assert not any("attention.self.query" in n for n in names), "the encoder's other weights stay frozen"
     assert len(params) == len([p for p in model.parameters() if p.requires_grad])
-    model.hypernet.embeddings.train_language_row(2, torch.zeros(4))
-    only = model.set_trainable("lang")
-    assert only == [model.hypernet.embeddings.row]
-    assert [n for n, p in model.named_parameters() if p.requires_grad] == ["hypernet.embeddings.row"]
+    with model.hypernet.embeddings.language_row(2, torch.zeros(4)):
+        only = model.set_trainable("lang")
+        assert only == [model.hypernet.embeddings.row]
+        assert [n for n, p in model.named_parameters() if p.requires_grad] == ["hypernet.embeddings.row"]
 
 
 def test_stacked_adapters_apply_in_order(tiny_bert) -> None:

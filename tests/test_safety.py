@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 from conftest import TINY_DATA, TINY_RECIPE
 from hxtool.config import load_recipe
 from hxtool.pretrain import pretrain
-from hxtool.resume import STATE_JSON, resume_dir
+from hxtool.training.resume import STATE_JSON, resume_dir
 
 
 def weights(folder: Path) -> dict[str, torch.Tensor]:
@@ -42,7 +42,7 @@ def tiny_recipe(base: Path, steps: int = 40):
 @contextlib.contextmanager
 def interrupted_after_saving(step: int | None):
     """Raise KeyboardInterrupt right after resumable state is saved (at `step`, or at the first save)."""
-    from hxtool import train as train_module
+    from hxtool.training import loop as train_module
 
     original = train_module.save_state
 

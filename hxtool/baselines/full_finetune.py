@@ -7,21 +7,14 @@ which is the point of comparison with Hyper-X's one embedding row.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import torch
 from torch import nn
 
-from hxtool.baselines import (
-    AdaptedEncoder,
-    LoopResult,
-    encoder_max_length,
-    fit,
-    predict_words,
-    round_robin,
-    tagging_loss,
-    tagging_stream,
-)
+from hxtool.baselines import (AdaptedEncoder, TrainResult, encoder_max_length, predict_words, tagging_loss,
+                              tagging_stream, train_in_turns)
 from hxtool.config import TrainConfig
 from hxtool.data.batches import TagBatch
 from hxtool.data.labelled import LabelledData
@@ -71,31 +64,25 @@ class FullFinetuneTagger(nn.Module):
                              self.labels, encoder_max_length(self.backbone), batch_size, self.device)
 
 
-def _train(model: FullFinetuneTagger, data: dict[str, LabelledData], config: TrainConfig, decay: bool) -> LoopResult:
+def _train(model: FullFinetuneTagger, data: dict[str, LabelledData], config: TrainConfig, decay: bool) -> TrainResult:
     tokenizer = model.backbone.tokenizer
-    streams = {lang: iter(tagging_stream(tokenizer, "pos", lang, d, model.labels, config.batch_size,
-                                         config.max_length, config.seed)) for lang, d in data.items()}
-    draw = round_robin(streams)
+    streams = [tagging_stream(tokenizer, "pos", lang, d, model.labels, config.batch_size, config.max_length,
+                              config.seed) for lang, d in data.items()]
 
-    def step_loss(step: int) -> torch.Tensor:
-        _, batch = draw(step)
-        batch = batch.to(model.device)
+    def loss(pair: tuple[str, str], batch: TagBatch) -> torch.Tensor:
         return tagging_loss(model.tag_logits(batch, config.pooling), batch.labels)
 
     groups = [(model.unfreeze(), config.lr), (list(model.head.parameters()), config.head_lr)]
-    model.train()  # encoder dropout on, as HyperX trains
-    result = fit(step_loss, groups, config.steps, warmup=config.warmup, decay=decay, grad_clip=config.grad_clip,
-                 weight_decay=config.weight_decay, seed=config.seed)
-    model.eval()
-    return result
+    # The loop puts the model in training mode: encoder dropout on, as HyperX trains.
+    return train_in_turns(model, loss, streams, groups, dataclasses.replace(config, decay=decay), "full fine-tuning")
 
 
-def train_on_source(model: FullFinetuneTagger, sources: dict[str, LabelledData], config: TrainConfig) -> LoopResult:
+def train_on_source(model: FullFinetuneTagger, sources: dict[str, LabelledData], config: TrainConfig) -> TrainResult:
     """Fine-tune encoder + head on the source languages' labelled data, one language per batch in turn."""
     return _train(model, sources, config, decay=config.decay)
 
 
-def tune_on_shots(model: FullFinetuneTagger, lang: str, shots: LabelledData, config: TrainConfig) -> LoopResult:
+def tune_on_shots(model: FullFinetuneTagger, lang: str, shots: LabelledData, config: TrainConfig) -> TrainResult:
     """Go on fine-tuning everything on the target's n sentences at a constant rate."""
     return _train(model, {lang: shots}, config, decay=False)
 

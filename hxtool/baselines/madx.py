@@ -14,22 +14,15 @@ Not reproduced: MAD-X's invertible adapters on the embeddings (they would need h
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from hxtool.baselines import (
-    AdaptedEncoder,
-    LoopResult,
-    encoder_max_length,
-    fit,
-    predict_words,
-    round_robin,
-    tagging_loss,
-    tagging_stream,
-)
+from hxtool.baselines import (AdaptedEncoder, TrainResult, encoder_max_length, predict_words, tagging_loss,
+                              tagging_stream, train_in_turns)
 from hxtool.config import TrainConfig
 from hxtool.data.batches import IGNORE, MlmBatch, TagBatch
 from hxtool.data.corpus import corpus_info
@@ -120,7 +113,7 @@ def _trainable(params: list[nn.Parameter]) -> list[nn.Parameter]:
 
 
 def train_language_adapters(model: MadX, corpora: dict[str, Path], config: TrainConfig,
-                            train_mlm_head: bool) -> LoopResult:
+                            train_mlm_head: bool) -> TrainResult:
     """MLM on each language's raw text, `config.steps` steps per language, languages in turn.
 
     With `train_mlm_head` (the source languages) the MLM head learns with the adapters; for a target
@@ -130,50 +123,37 @@ def train_language_adapters(model: MadX, corpora: dict[str, Path], config: Train
     _freeze_all(model)
     tokenizer = model.backbone.tokenizer
     adapters = {lang: model.add_language(lang) for lang in corpora}
-    streams = {lang: iter(MlmStream(lang, Path(path), corpus_info(path).lines, tokenizer, config.batch_size,
-                                    config.max_length, config.mlm_probability, config.seed))
-               for lang, path in corpora.items()}
-    draw = round_robin(streams)
-
-    def step_loss(step: int) -> torch.Tensor:
-        lang, batch = draw(step)
-        return model.mlm_loss(batch.to(model.device), lang)
-
+    streams = [MlmStream(lang, Path(path), corpus_info(path).lines, tokenizer, config.batch_size, config.max_length,
+                         config.mlm_probability, config.seed) for lang, path in corpora.items()]
     groups = [(_trainable([p for a in adapters.values() for p in a.parameters()]), config.lr)]
     if train_mlm_head:
         groups.append((_trainable(list(model.mlm_head.parameters())), config.head_lr))
-    model.train()
-    result = fit(step_loss, groups, config.steps * len(corpora), warmup=config.warmup, decay=config.decay,
-                 grad_clip=config.grad_clip, weight_decay=config.weight_decay, seed=config.seed)
-    model.eval()
+    result = train_in_turns(model, lambda pair, batch: model.mlm_loss(batch, pair[1]), streams, groups,
+                            dataclasses.replace(config, steps=config.steps * len(corpora)),
+                            "madx language adapters")
     _freeze_all(model)
     return result
 
 
-def _train_task(model: MadX, data: dict[str, LabelledData], config: TrainConfig, decay: bool) -> LoopResult:
+def _train_task(model: MadX, data: dict[str, LabelledData], config: TrainConfig, decay: bool) -> TrainResult:
     """Task adapter + head on labelled batches, each under its own language's (frozen) adapter."""
     _freeze_all(model)
     tokenizer = model.backbone.tokenizer
-    streams = {lang: iter(tagging_stream(tokenizer, "pos", lang, d, model.labels, config.batch_size,
-                                         config.max_length, config.seed)) for lang, d in data.items()}
-    draw = round_robin(streams)
+    streams = [tagging_stream(tokenizer, "pos", lang, d, model.labels, config.batch_size, config.max_length,
+                              config.seed) for lang, d in data.items()]
 
-    def step_loss(step: int) -> torch.Tensor:
-        lang, batch = draw(step)
-        batch = batch.to(model.device)
-        return tagging_loss(model.tag_logits(batch, lang, config.pooling), batch.labels)
+    def loss(pair: tuple[str, str], batch: TagBatch) -> torch.Tensor:
+        return tagging_loss(model.tag_logits(batch, pair[1], config.pooling), batch.labels)
 
     groups = [(_trainable(list(model.task_adapter.parameters())), config.lr),
               (_trainable(list(model.head.parameters())), config.head_lr)]
-    model.train()
-    result = fit(step_loss, groups, config.steps, warmup=config.warmup, decay=decay, grad_clip=config.grad_clip,
-                 weight_decay=config.weight_decay, seed=config.seed)
-    model.eval()
+    result = train_in_turns(model, loss, streams, groups, dataclasses.replace(config, decay=decay),
+                            "madx task adapter")
     _freeze_all(model)
     return result
 
 
-def train_task_adapter(model: MadX, sources: dict[str, LabelledData], config: TrainConfig) -> LoopResult:
+def train_task_adapter(model: MadX, sources: dict[str, LabelledData], config: TrainConfig) -> TrainResult:
     """The task adapter on the source languages, each stacked on its own language adapter."""
     missing = [lang for lang in sources if lang not in model.lang_adapters]
     if missing:
@@ -181,7 +161,7 @@ def train_task_adapter(model: MadX, sources: dict[str, LabelledData], config: Tr
     return _train_task(model, sources, config, decay=config.decay)
 
 
-def tune_on_shots(model: MadX, lang: str, shots: LabelledData, config: TrainConfig) -> LoopResult:
+def tune_on_shots(model: MadX, lang: str, shots: LabelledData, config: TrainConfig) -> TrainResult:
     """Tune the task adapter and head on the target's n sentences (its language adapter stays fixed)."""
     return _train_task(model, {lang: shots}, config, decay=False)
 

@@ -6,7 +6,9 @@ form a [layers, dim] batch that goes through the projector and generator togethe
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
+from typing import Iterator
 
 import torch
 from torch import nn
@@ -30,7 +32,7 @@ class AdapterWeights:
 class SourceEmbeddings(nn.Module):
     """Task, language and layer embeddings.
 
-    A language row can be swapped for a free-standing parameter (`train_language_row`) so that
+    A language row can be swapped for a free-standing parameter (`language_row`) so that
     add-language and few-shot train exactly one row and every other row stays bit-identical.
     """
 
@@ -47,13 +49,31 @@ class SourceEmbeddings(nn.Module):
             return self.row
         return self.language.weight[index]
 
-    def train_language_row(self, index: int, init: torch.Tensor) -> nn.Parameter:
-        """Route language `index` (possibly one past the table, for a new language) to a trainable row."""
+    @contextlib.contextmanager
+    def language_row(self, index: int, init: torch.Tensor) -> Iterator[nn.Parameter]:
+        """Train language `index` (possibly one past the table, for a new language) as a free row.
+
+        Inside, the hypernetwork reads that language from the yielded parameter. On success the row is
+        written back into the table (appended when new); on an exception the routing is undone and the
+        table is left exactly as it was.
+        """
+        if self.row is not None:
+            raise RuntimeError("a language row is already being trained")
         self._row_index = index
         self.row = nn.Parameter(init.detach().clone())
-        return self.row
+        try:
+            yield self.row
+        except BaseException:
+            self._release_row()
+            raise
+        self._commit_row()
 
-    def commit_language_row(self) -> None:
+    def _release_row(self) -> None:
+        del self.row  # a registered parameter: unregister it, then restore the plain attribute
+        self.row = None
+        self._row_index = None
+
+    def _commit_row(self) -> None:
         """Write the trained row back into the table (appending it when it is new)."""
         assert self.row is not None and self._row_index is not None
         weight = self.language.weight.data
@@ -63,8 +83,7 @@ class SourceEmbeddings(nn.Module):
             grown.weight.requires_grad_(self.language.weight.requires_grad)
             self.language = grown
         self.language.weight.data[self._row_index] = self.row.data
-        self.row = None
-        self._row_index = None
+        self._release_row()
 
     def add_task(self) -> None:
         """Append one task row (a labelled task first seen after pretraining)."""

@@ -1,4 +1,5 @@
-"""Temperature sampling over (task, language) pairs: p_i proportional to n_i ** (1 / T).
+"""Which (task, language) pair a step trains on: temperature sampling (p_i proportional to
+n_i ** (1 / T)) or plain turns.
 
 Each draw is a pure function of (seed, step), so a resumed run draws exactly what an
 uninterrupted one would, and every process with the same seed agrees without sharing state.
@@ -15,6 +16,8 @@ def temperature_probabilities(sizes: list[int], temperature: float) -> np.ndarra
 
 
 class TemperatureSampler:
+    """HyperFormer's sampler: one pair per step, so every batch (and every rank's shard) is homogeneous."""
+
     def __init__(self, pairs: list[tuple[str, str]], sizes: list[int], temperature: float, seed: int) -> None:
         if len(pairs) != len(sizes) or not pairs:
             raise ValueError("need one size per pair, and at least one pair")
@@ -25,3 +28,15 @@ class TemperatureSampler:
     def sample(self, step: int) -> tuple[str, str]:
         rng = np.random.default_rng([self.seed, step])
         return self.pairs[int(rng.choice(len(self.pairs), p=self.probabilities))]
+
+
+class RoundRobin:
+    """Pairs in turn, each getting the same number of steps (the baselines' MAD-X-style schedule)."""
+
+    def __init__(self, pairs: list[tuple[str, str]]) -> None:
+        if not pairs:
+            raise ValueError("need at least one pair")
+        self.pairs = list(pairs)
+
+    def sample(self, step: int) -> tuple[str, str]:
+        return self.pairs[step % len(self.pairs)]
