@@ -28,10 +28,21 @@ from hxtool.tagging import predict_tags, score_tags
 from hxtool.resume import discard_state, resume_dir
 from hxtool.train import Resumable, train
 
-TUNE_MODES = ("lang", "lang+head", "all")
+TUNE_MODES = ("lang", "lang+head", "lang+head+lora", "all")
+DEFAULT_TUNE = "lang+head"
 # Constant learning rates: one embedding row needs a larger step than shared weights.
 FEWSHOT_LR = 5e-3  # the language row's rate
 ALL_SHARED_LR = 1e-4  # hypernetwork and LayerNorms with --tune all
+
+
+@dataclass
+class LoraOptions:
+    """The language's own low-rank encoder updates (`--tune lang+head+lora`)."""
+
+    rank: int = 8
+    targets: tuple[str, ...] = ("query", "value")
+    alpha: float = 16.0
+    lr: float = 1e-3
 
 
 @dataclass
@@ -54,9 +65,9 @@ def sample_indices(total: int, n: int, seed: int) -> list[int]:
 
 
 def fewshot(model: HyperX, meta: CheckpointMeta, checkpoint: Path, task: str, lang: str, train_data: LabelledData,
-            eval_data: LabelledData | None, n: int, config: TrainConfig, tune: str = "lang+head",
+            eval_data: LabelledData | None, n: int, config: TrainConfig, tune: str = DEFAULT_TUNE,
             output: Path | None = None, quiet: bool = False, save_every: int = 0,
-            resume: bool = False) -> FewshotReport:
+            resume: bool = False, lora: LoraOptions | None = None) -> FewshotReport:
     if tune not in TUNE_MODES:
         raise HxError(f"--tune must be one of {', '.join(TUNE_MODES)}, got {tune!r}")
     registry = model.registry
@@ -83,13 +94,27 @@ def fewshot(model: HyperX, meta: CheckpointMeta, checkpoint: Path, task: str, la
     model.hypernet.embeddings.train_language_row(lang_index, model.hypernet.embeddings.language.weight[lang_index])
     # With "all", hypernet.parameters() already includes the free-standing row.
     params = model.set_trainable("all" if tune == "all" else "lang")
-    if tune == "lang+head":
+    lora = lora or LoraOptions()
+    if tune == "lang+head+lora" and lora.rank < 1:
+        raise HxError(f"--lora-rank must be at least 1, got {lora.rank}")
+    if tune in ("lang+head", "lang+head+lora"):
         params += list(model.own_head(task, lang).parameters())
-        for param in params:
-            param.requires_grad_(True)
+    lora_params: list = []
+    if tune == "lang+head+lora":
+        import torch
+
+        from hxtool.model.lora import check_targets
+
+        torch.manual_seed(config.seed)  # the down-projections' random start
+        lora_params = list(model.own_lora(lang, lora.rank, check_targets(lora.targets), lora.alpha).parameters())
+        params += lora_params
+    for param in params:
+        param.requires_grad_(True)
     stream = TaggingStream(task, lang, chunks, config.batch_size, model.backbone.tokenizer.pad_token_id, config.seed)
     signature = {"command": "fewshot", "task": task, "lang": lang, "n": n, "tune": tune,
                  "train": dataclasses.asdict(config), "sentences": indices}
+    if tune == "lang+head+lora":
+        signature["lora"] = dataclasses.asdict(lora)
     # The language row moves at the few-shot rate, heads at the head rate, shared weights (tune=all)
     # at the pretraining rate of 1e-4: a higher one there would wreck every generated adapter.
     rates = {id(p): config.head_lr for p in model.heads.parameters()}
@@ -97,6 +122,7 @@ def fewshot(model: HyperX, meta: CheckpointMeta, checkpoint: Path, task: str, la
         rates.update({id(p): ALL_SHARED_LR for p in params})
         rates.update({id(p): config.head_lr for p in [*model.heads.parameters(), *model.mlm_head.parameters()]})
     rates[id(model.hypernet.embeddings.row)] = config.lr
+    rates.update({id(p): lora.lr for p in lora_params})
     train(model, [stream], params, config, description=f"fewshot {task}/{lang} n={n}", quiet=quiet,
           resumable=Resumable(resume_dir(output), save_every, resume, signature), rates=rates)
     model.hypernet.embeddings.commit_language_row()
@@ -104,7 +130,8 @@ def fewshot(model: HyperX, meta: CheckpointMeta, checkpoint: Path, task: str, la
     registry.language(lang).fewshot.append({"task": task, "n": n, "seed": config.seed, "tune": tune,
                                             "steps": steps, "train": str(train_data.path)})
     event = {"command": "fewshot", "task": task, "lang": lang, "n": n, "tune": tune,
-             "train": dataclasses.asdict(config), "sentences": indices,
+             "train": dataclasses.asdict(config), "sentences": indices, **({"lora": signature["lora"]}
+                                                                         if "lora" in signature else {}),
              "before": before.value if before else None, "after": after.value if after else None}
     save_model(model, meta, output, event)
     discard_state(output)

@@ -46,6 +46,7 @@ class LanguageInfo:
     fewshot: list[dict[str, Any]] = field(default_factory=list)  # few-shot tunings applied
     own_heads: list[str] = field(default_factory=list)  # tasks for which few-shot gave it its own head copy
     mlm_loss: float | None = None  # smoothed MLM loss at the end of its training, a check on the MLM head
+    lora: dict[str, Any] | None = None  # {"rank", "targets", "alpha"} of its own low-rank encoder updates
 
 
 @dataclass
