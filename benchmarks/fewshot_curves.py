@@ -60,7 +60,9 @@ from hxtool.fewshot import fewshot_steps, sample_indices
 from hxtool.metrics import upos_accuracy
 
 SYSTEMS = ("hxtool", "madx", "full_ft")
-DIAGNOSTICS = ("madx_no_swap",)  # extra score rows: MAD-X at n=0 keeping a source language adapter
+# Extra score rows: hxtool at n=0 with the untrained mean row instead of the learned one; MAD-X at n=0
+# keeping a source language adapter.
+DIAGNOSTICS = ("hxtool_meanrow", "madx_no_swap")
 
 # Where each target's test file and few-shot pool live (fo: modern test, historical train as the pool,
 # since fo_oft has no train split).
@@ -90,6 +92,11 @@ class Profile:
     encoder_lr: float = 5e-5  # full fine-tuning
     head_lr: float = 5e-3  # every tagging head, and the MLM heads (hxtool's own default)
     base_model: str = "pypi:multilingual-e5-small"
+    # hxtool's few-shot tuning modes, each its own system (`hxtool` = the default mode, else hxtool_<mode>)
+    tune_modes: tuple[str, ...] = ("lang+head", "lang+head+lora")
+    lora_rank: int = 8
+    lora_targets: tuple[str, ...] = ("query", "value")
+    lora_lr: float = 1e-3
 
 
 PROFILES = {
@@ -199,10 +206,42 @@ def hxtool_recipe(profile: Profile, data_dir: Path) -> Recipe:
         mlm=[MlmSource(lang, data_dir / "raw" / f"{lang}.txt") for lang in profile.sources])
 
 
+def hxtool_system(tune: str) -> str:
+    """The suite's name for hxtool with a few-shot tuning mode: `hxtool` for the default mode."""
+    from hxtool.fewshot import DEFAULT_TUNE
+
+    return "hxtool" if tune == DEFAULT_TUNE else "hxtool_" + tune.replace("+", "_")
+
+
+def language_tensors(model, lang: str) -> dict[str, torch.Tensor]:
+    """What the checkpoint stores for `lang` alone: its row, its own heads, its low-rank updates."""
+    state = model.learned_state_dict()
+    owned = {"row": model.hypernet.embeddings.language.weight[model.registry.lang_index(lang)]}
+    owned.update({k: v for k, v in state.items()
+                  if (k.startswith("heads.") and f"@{lang}." in k) or k.startswith(f"lora.{lang}.")})
+    return owned
+
+
+def mean_row_predictions(model, target: str, sources: tuple[str, ...], words: list[list[str]]) -> list[list[str]]:
+    """Zero-shot with the untrained mean of the source languages' rows in the target's place: what
+    add-language starts from, so the learned row must beat it."""
+    from hxtool.tagging import predict_tags
+
+    table = model.hypernet.embeddings.language.weight
+    index = model.registry.lang_index(target)
+    learned = table[index].detach().clone()
+    with torch.no_grad():
+        table[index] = table[[model.registry.lang_index(s) for s in sources]].mean(0)
+    try:
+        return predict_tags(model, "pos", target, words)
+    finally:
+        with torch.no_grad():
+            table[index] = learned
+
+
 def run_hxtool(profile: Profile, data_dir: Path, rec: Recorder, work: Path, device: str = "cpu") -> None:
     from hxtool.add_language import ADD_LANGUAGE_LR, add_language
-    from hxtool.fewshot import FEWSHOT_LR, fewshot
-    from hxtool.model.hyperx import own_head_key
+    from hxtool.fewshot import FEWSHOT_LR, LoraOptions, fewshot
     from hxtool.pretrain import pretrain
     from hxtool.session import load_model
     from hxtool.tagging import predict_tags
@@ -215,6 +254,7 @@ def run_hxtool(profile: Profile, data_dir: Path, rec: Recorder, work: Path, devi
               report.result.first_loss, report.result.final_loss, loss_per_pair=losses,
               steps_per_pair={f"{t}/{lang}": v for (t, lang), v in report.result.steps_per_pair.items()})
     model, meta = load_model(checkpoint, device)
+    lora = LoraOptions(rank=profile.lora_rank, targets=tuple(profile.lora_targets), lr=profile.lora_lr)
     for target in profile.targets:
         test = eval_data(data_dir, target, profile.eval_limit)
         pool = read_labelled("pos", data_dir / TARGETS[target][1])
@@ -224,28 +264,32 @@ def run_hxtool(profile: Profile, data_dir: Path, rec: Recorder, work: Path, devi
         added = add_language(model, meta, target, data_dir / "raw" / f"{target}.txt", checkpoint, config, quiet=True)
         rec.stage("hxtool", f"add-language {target}", added.result.steps, time.perf_counter() - clock, 64,
                   added.result.first_loss, added.result.final_loss, head_looks_untrained=added.head_looks_untrained)
-        index = model.registry.lang_index(target)
-        rec.run.cost.setdefault("hxtool", {})["bytes_zero_shot"] = disk_bytes(
-            {"row": model.hypernet.embeddings.language.weight[index]})
+        rec.run.cost.setdefault("hxtool", {})["bytes_zero_shot"] = disk_bytes(language_tensors(model, target))
         rec.score("hxtool", target, 0, 0, test.tags, predict_tags(model, "pos", target, test.words))
-        snapshot = model.learned_state_dict()  # restored before every few-shot run
-        for seed in profile.seeds:
-            for n in (n for n in profile.shots if n > 0):
-                model.drop_own_heads(target)
-                model.load_learned_state({k: v.clone() for k, v in snapshot.items()})
-                config = tune_config(profile, n, seed, FEWSHOT_LR)
-                clock = time.perf_counter()
-                fewshot(model, meta, checkpoint, "pos", target, pool, None, n, config, quiet=True)
-                seconds = time.perf_counter() - clock
-                head = model.heads[own_head_key("pos", target)]
-                trainable = model.hypernet.embeddings.language.weight.shape[1] + sum(p.numel() for p in head.parameters())
-                rec.stage("hxtool", f"fewshot {target} n={n} seed={seed}", config.steps, seconds, trainable)
-                rec.run.cost["hxtool"]["bytes_tuned"] = disk_bytes(
-                    {"row": model.hypernet.embeddings.language.weight[index],
-                     **{f"head.{k}": v for k, v in head.state_dict().items()}})
-                rec.score("hxtool", target, n, seed, test.tags, predict_tags(model, "pos", target, test.words))
-        model.drop_own_heads(target)
-        model.load_learned_state(snapshot)
+        rec.score("hxtool_meanrow", target, 0, 0, test.tags,
+                  mean_row_predictions(model, target, profile.sources, test.words))
+        snapshot = model.snapshot()  # a copy: restored before every few-shot run
+        for tune in profile.tune_modes:
+            system = hxtool_system(tune)
+            if system != "hxtool":  # the same zero-shot model, scored again so each system has its n=0
+                model.restore(snapshot)
+                rec.score(system, target, 0, 0, test.tags, predict_tags(model, "pos", target, test.words))
+            for seed in profile.seeds:
+                for n in (n for n in profile.shots if n > 0):
+                    model.restore(snapshot)
+                    config = tune_config(profile, n, seed, FEWSHOT_LR)
+                    clock = time.perf_counter()
+                    fewshot(model, meta, checkpoint, "pos", target, pool, None, n, config, tune=tune, quiet=True,
+                            output=work / "fewshot-out", lora=lora)
+                    seconds = time.perf_counter() - clock
+                    owned = language_tensors(model, target)
+                    trainable = sum(v.numel() for v in owned.values()) if tune != "all" else \
+                        sum(v.numel() for v in model.learned_state_dict().values())
+                    rec.stage(system, f"fewshot {target} n={n} seed={seed}", config.steps, seconds, trainable)
+                    rec.run.cost.setdefault(system, {})["bytes_tuned"] = disk_bytes(owned)
+                    rec.run.cost[system].setdefault("bytes_zero_shot", rec.run.cost["hxtool"]["bytes_zero_shot"])
+                    rec.score(system, target, n, seed, test.tags, predict_tags(model, "pos", target, test.words))
+        model.restore(snapshot)
     del model
     gc.collect()
 
@@ -353,13 +397,20 @@ def summarise(run: Run) -> dict[str, dict[str, dict[int, tuple[float, float, int
                     for n, v in sorted(by_n.items())} for t, by_n in by_t.items()} for s, by_t in grouped.items()}
 
 
+def ordered_systems(names) -> list[str]:
+    """hxtool, its other tuning modes, the baselines, then the diagnostic rows."""
+    names = set(names)
+    modes = sorted(n for n in names if n.startswith("hxtool_") and n not in DIAGNOSTICS)
+    return [s for s in ("hxtool", *modes, *SYSTEMS[1:], *DIAGNOSTICS) if s in names]
+
+
 def table(run: Run) -> str:
     summary = summarise(run)
     shots = sorted({row["n"] for row in run.scores})
     lines = [("| target | system | " + " | ".join(f"n={n}" for n in shots) + " |"),
              ("|---|---|" + "---:|" * len(shots))]
     for target in dict.fromkeys(row["target"] for row in run.scores):
-        for system in (s for s in (*SYSTEMS, *DIAGNOSTICS) if s in summary):
+        for system in ordered_systems(summary):
             cells = []
             for n in shots:
                 mean, std, count = summary[system].get(target, {}).get(n, (math.nan, math.nan, 0))
@@ -372,7 +423,7 @@ def cost_table(run: Run) -> str:
     lines = [("| system | trainable (source stage) | trainable (few-shot) | s/step source | s/step new language "
               "| s/step few-shot | added per language, n=0 | added per language, tuned |"),
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for system in SYSTEMS:
+    for system in ordered_systems({s["system"] for s in run.stages}):
         stages = [s for s in run.stages if s["system"] == system]
         if not stages:
             continue
@@ -401,6 +452,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lang-steps", type=int, help="override A")
     parser.add_argument("--epochs", type=int, help="override few-shot epochs")
     parser.add_argument("--eval-limit", type=int, help="score only the first k test sentences (0: all)")
+    parser.add_argument("--tune-modes", help="hxtool few-shot tuning modes, each its own system (comma-separated; "
+                        "default lang+head,lang+head+lora)")
+    parser.add_argument("--lora-rank", type=int, help="rank of the lang+head+lora updates")
+    parser.add_argument("--lora-targets", help="their encoder layers (comma-separated, e.g. query,value)")
+    parser.add_argument("--lora-lr", type=float, help="their learning rate")
     parser.add_argument("--base-model", help="override the base encoder (e.g. tiny-random:xlm-roberta for a smoke run)")
     parser.add_argument("--output", type=Path, help="JSON file (default benchmarks/results/fewshot_curves[_quick].json)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda: where every system trains and tags")
@@ -415,7 +471,10 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {"targets": tuple(args.targets.split(",")) if args.targets else None,
                  "shots": ints(args.shots) if args.shots else None, "seeds": ints(args.seeds) if args.seeds else None,
                  "source_steps": args.source_steps, "lang_steps": args.lang_steps, "epochs": args.epochs,
-                 "eval_limit": args.eval_limit, "base_model": args.base_model}
+                 "eval_limit": args.eval_limit, "base_model": args.base_model,
+                 "tune_modes": tuple(args.tune_modes.split(",")) if args.tune_modes else None,
+                 "lora_rank": args.lora_rank, "lora_lr": args.lora_lr,
+                 "lora_targets": tuple(args.lora_targets.split(",")) if args.lora_targets else None}
     profile = dataclasses.replace(profile, **{k: v for k, v in overrides.items() if v is not None})
     systems = [s for s in args.systems.split(",") if s]
     unknown = set(systems) - set(SYSTEMS) or set(profile.targets) - set(TARGETS)

@@ -243,8 +243,14 @@ def fewshot(
     strict_labels: bool = typer.Option(False, "--strict-labels", help="Refuse labels the checkpoint's task "
                                        "lacks, instead of adding them to this language's own head."),
     tune: str = typer.Option("lang+head", help="lang+head: this language's embedding and its own copy of the "
-                             "task head; lang: the embedding alone (both leave every other language untouched); "
-                             "all: also the shared weights, so --output must be a new folder."),
+                             "task head; lang: the embedding alone; lang+head+lora: also the language's own "
+                             "low-rank updates of the encoder's weights (see --lora-*) (these three leave every "
+                             "other language untouched); all: also the shared weights, so --output must be a "
+                             "new folder."),
+    lora_rank: int = typer.Option(8, help="Rank of the low-rank updates (--tune lang+head+lora)."),
+    lora_targets: str = typer.Option("query,value", help="Encoder linear layers that get low-rank updates, "
+                                     "comma-separated: query, key, value, attn_out, ffn_in, ffn_out."),
+    lora_lr: float = typer.Option(1e-3, help="Learning rate of the low-rank updates."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help=CHECKPOINT_HELP),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="[default: the checkpoint itself]"),
     save_every: int = typer.Option(50, help="Save resumable state every N steps (0: never)."),
@@ -260,7 +266,7 @@ def fewshot(
     from hxtool.data.labelled import read_labelled
     from hxtool.datadir import data_dir as find_data_dir
     from hxtool.datadir import task_file
-    from hxtool.fewshot import FEWSHOT_LR, TUNE_MODES, fewshot as run_fewshot, fewshot_steps
+    from hxtool.fewshot import FEWSHOT_LR, TUNE_MODES, LoraOptions, fewshot as run_fewshot, fewshot_steps
     from hxtool.session import load_model, trained_pooling
 
     with user_errors():
@@ -290,9 +296,11 @@ def fewshot(
             model.registry.task_index(task)
             model.registry.lang_index(lang)
             config.pooling = trained_pooling(meta)
+            lora = LoraOptions(rank=lora_rank, targets=tuple(t.strip() for t in lora_targets.split(",") if t.strip()),
+                               lr=lora_lr)
             report = run_fewshot(model, meta, source, task, lang, train_data, eval_data, n, config, tune=tune,
                                  output=output, quiet=quiet, save_every=save_every, resume=resume,
-                                 strict_labels=strict_labels, precision=precision)
+                                 strict_labels=strict_labels, precision=precision, lora=lora)
     if report.added_labels:
         err.print(f"{lang}'s own {task} head learns {len(report.added_labels)} label(s) the checkpoint's task "
                   f"lacked: {', '.join(report.added_labels)} (other languages unchanged; --strict-labels refuses)",

@@ -15,6 +15,8 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from hxtool.checkpoint import CheckpointMeta
 from hxtool.config import TrainConfig
 from hxtool.data.align import encode_sentences
@@ -23,16 +25,28 @@ from hxtool.data.sources import TaggingStream
 from hxtool.errors import HxError
 from hxtool.metrics import Score
 from hxtool.model.hyperx import HyperX
+from hxtool.model.lora import check_targets
 from hxtool.session import save_model
 from hxtool.tagging import predict_tags, score_tags
 from hxtool.training.loop import Resumable, param_groups, train
 from hxtool.training.objectives import hyperx_loss
 from hxtool.training.resume import discard_state, resume_dir
 
-TUNE_MODES = ("lang", "lang+head", "all")
+TUNE_MODES = ("lang", "lang+head", "lang+head+lora", "all")
+DEFAULT_TUNE = "lang+head"
 # Constant learning rates: one embedding row needs a larger step than shared weights.
 FEWSHOT_LR = 5e-3  # the language row's rate
 ALL_SHARED_LR = 1e-4  # hypernetwork and LayerNorms with --tune all
+
+
+@dataclass
+class LoraOptions:
+    """The language's own low-rank encoder updates (`--tune lang+head+lora`)."""
+
+    rank: int = 8
+    targets: tuple[str, ...] = ("query", "value")
+    alpha: float = 16.0
+    lr: float = 1e-3
 
 
 @dataclass
@@ -57,11 +71,13 @@ def sample_indices(total: int, n: int, seed: int) -> list[int]:
 
 
 def fewshot(model: HyperX, meta: CheckpointMeta, checkpoint: Path, task: str, lang: str, train_data: LabelledData,
-            eval_data: LabelledData | None, n: int, config: TrainConfig, tune: str = "lang+head",
+            eval_data: LabelledData | None, n: int, config: TrainConfig, tune: str = DEFAULT_TUNE,
             output: Path | None = None, quiet: bool = False, save_every: int = 0,
-            resume: bool = False, strict_labels: bool = False, precision: str | None = None) -> FewshotReport:
+            resume: bool = False, strict_labels: bool = False, precision: str | None = None,
+            lora: LoraOptions | None = None) -> FewshotReport:
     """Tune on n sentences of `train_data`. Labels the task lacks extend the language's own head (listed
-    in the report's `added_labels`) unless `strict_labels`, which refuses them as before."""
+    in the report's `added_labels`) unless `strict_labels`, which refuses them as before. With
+    `tune="lang+head+lora"` the language also gets its own low-rank encoder updates (`lora`)."""
     if tune not in TUNE_MODES:
         raise HxError(f"--tune must be one of {', '.join(TUNE_MODES)}, got {tune!r}")
     registry = model.registry
@@ -73,6 +89,11 @@ def fewshot(model: HyperX, meta: CheckpointMeta, checkpoint: Path, task: str, la
                       "write the result to a new folder with --output DIR")
     if eval_data is not None and eval_data.path.resolve() == train_data.path.resolve():
         raise HxError("--eval is the same file as --train: few-shot never trains on the evaluation file")
+    lora = lora or LoraOptions()
+    if tune == "lang+head+lora":
+        check_targets(lora.targets)
+        if lora.rank < 1:
+            raise HxError(f"--lora-rank must be at least 1, got {lora.rank}")
     indices = sample_indices(len(train_data), n, config.seed)
     shots = train_data.subset(indices)
     if strict_labels:
@@ -97,21 +118,30 @@ def fewshot(model: HyperX, meta: CheckpointMeta, checkpoint: Path, task: str, la
     stream = TaggingStream(task, lang, chunks, config.batch_size, model.backbone.tokenizer.pad_token_id, config.seed)
     signature = {"command": "fewshot", "task": task, "lang": lang, "n": n, "tune": tune,
                  "train": dataclasses.asdict(config), "sentences": indices}
+    if tune == "lang+head+lora":
+        signature["lora"] = dataclasses.asdict(lora)
     # The row is written back only if training finishes; an error leaves the table as it was.
     with model.hypernet.embeddings.language_row(lang_index, model.hypernet.embeddings.language.weight[lang_index]):
         # With "all", hypernet.parameters() already includes the free-standing row.
         params = model.set_trainable("all" if tune == "all" else "lang")
-        if tune == "lang+head":
+        if tune in ("lang+head", "lang+head+lora"):
             params += list(model.own_head(task, lang).parameters())
-            for param in params:
-                param.requires_grad_(True)
-        # The language row moves at the few-shot rate, heads at the head rate, shared weights (tune=all)
-        # at the pretraining rate of 1e-4: a higher one there would wreck every generated adapter.
+        lora_params: list = []
+        if tune == "lang+head+lora":
+            torch.manual_seed(config.seed)  # the down-projections' random start
+            lora_params = list(model.own_lora(lang, lora.rank, list(lora.targets), lora.alpha).parameters())
+            params += lora_params
+        for param in params:
+            param.requires_grad_(True)
+        # The language row moves at the few-shot rate, heads at the head rate, low-rank updates at their
+        # own rate, shared weights (tune=all) at the pretraining rate of 1e-4: a higher one there would
+        # wreck every generated adapter.
         rates = {id(p): config.head_lr for p in model.heads.parameters()}
         if tune == "all":
             rates.update({id(p): ALL_SHARED_LR for p in params})
             rates.update({id(p): config.head_lr for p in [*model.heads.parameters(), *model.mlm_head.parameters()]})
         rates[id(model.hypernet.embeddings.row)] = config.lr
+        rates.update({id(p): lora.lr for p in lora_params})
         result = train(model, hyperx_loss(model, config.pooling), [stream], param_groups(params, config.lr, rates), config,
                        description=f"fewshot {task}/{lang} n={n}", quiet=quiet,
                        resumable=Resumable(resume_dir(output), save_every, resume, signature), precision=precision)
@@ -119,7 +149,8 @@ def fewshot(model: HyperX, meta: CheckpointMeta, checkpoint: Path, task: str, la
     registry.language(lang).fewshot.append({"task": task, "n": n, "seed": config.seed, "tune": tune,
                                             "steps": steps, "train": str(train_data.path)})
     event = {"command": "fewshot", "task": task, "lang": lang, "n": n, "tune": tune,
-             "train": dataclasses.asdict(config), "sentences": indices,
+             "train": dataclasses.asdict(config), "sentences": indices, **({"lora": signature["lora"]}
+                                                                         if "lora" in signature else {}),
              "before": before.value if before else None, "after": after.value if after else None}
     saved = save_model(model, meta, output, event, world_size=result.world_size, precision=result.precision)
     discard_state(output)

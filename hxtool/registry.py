@@ -48,6 +48,7 @@ class LanguageInfo:
     # Per task, labels its own head adds after the task's (few-shot data held tags the task lacked).
     extra_labels: dict[str, list[str]] = field(default_factory=dict)
     mlm_loss: float | None = None  # smoothed MLM loss at the end of its training, a check on the MLM head
+    lora: dict[str, Any] | None = None  # {"rank", "targets", "alpha"} of its own low-rank encoder updates
 
 
 @dataclass

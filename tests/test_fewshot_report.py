@@ -59,3 +59,34 @@ def test_report_refuses_runs_of_different_profiles(curves, tmp_path):
     with pytest.raises(SystemExit, match="different profiles"):
         curves.report([a, b], tmp_path / "merged.json")
     assert not (tmp_path / "merged.json").exists()
+
+
+def test_tuning_modes_are_systems_and_the_mean_row_is_a_diagnostic(curves, tmp_path, capsys):
+    lora = write_run(curves, tmp_path / "a.json", "hxtool_lang_head_lora", [(0, 0, 70.0), (20, 1, 78.0)], 1.0)
+    mean = write_run(curves, tmp_path / "b.json", "hxtool_meanrow", [(0, 0, 69.0)], 1.0)
+    plain = write_run(curves, tmp_path / "c.json", "hxtool", [(0, 0, 70.0), (20, 1, 75.0)], 1.0)
+    curves.report([lora, mean, plain], None)
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ug |")]
+    assert rows == ["| ug | hxtool | 70.00 | 75.00 |", "| ug | hxtool_lang_head_lora | 70.00 | 78.00 |",
+                    "| ug | hxtool_meanrow | 69.00 | – |"]
+    from hxtool.fewshot import DEFAULT_TUNE
+
+    assert curves.hxtool_system(DEFAULT_TUNE) == "hxtool"
+    other = "lang+head+lora" if DEFAULT_TUNE != "lang+head+lora" else "lang+head"
+    assert curves.hxtool_system(other) == "hxtool_" + other.replace("+", "_")
+
+
+def test_mean_row_scoring_puts_the_learned_row_back(curves, checkpoint):
+    import torch
+
+    from hxtool.session import load_model
+    from hxtool.tagging import predict_tags
+
+    model, _ = load_model(checkpoint)
+    words = [["the", "dog", "runs"], ["a", "cat"]]
+    table = model.hypernet.embeddings.language.weight
+    before = table.detach().clone()
+    learned = predict_tags(model, "pos", "tr", words)
+    # The "mean" of en's row alone is en's row: tr then tags exactly as en does (same adapters, shared head).
+    assert curves.mean_row_predictions(model, "tr", ("en",), words) == predict_tags(model, "pos", "en", words)
+    assert torch.equal(table, before) and predict_tags(model, "pos", "tr", words) == learned

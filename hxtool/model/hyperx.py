@@ -19,6 +19,7 @@ from hxtool.model.backbone import Backbone, layernorm_parameters
 from hxtool.model.hooks import AdaptedEncoder
 from hxtool.model.heads import MlmHead, TaggingHead
 from hxtool.model.hypernet import AdapterWeights, HyperNetwork
+from hxtool.model.lora import LanguageLoRA, LoraContext, attach_lora
 from hxtool.registry import Registry
 
 ENCODER_PREFIX = "encoder."
@@ -52,6 +53,14 @@ class HyperX(AdaptedEncoder):
         if backbone.mlm_head_state is not None:
             self.mlm_head.load_base_head(backbone.mlm_head_state)
         self.encoder_norms = layernorm_parameters(self.encoder)
+        # Per-language low-rank updates of the encoder (few-shot `--tune lang+head+lora`); hooks are
+        # attached with the first one, so a checkpoint without any runs the encoder as it was.
+        self.lora = nn.ModuleDict()
+        self.lora_context = LoraContext()
+        self._lora_hooks: list = []
+        for lang in registry.languages:
+            if lang.lora:
+                self._add_lora(lang.code, lang.lora)
 
     @property
     def device(self) -> torch.device:
@@ -64,6 +73,10 @@ class HyperX(AdaptedEncoder):
         return self.hypernet(self.registry.task_index(task), lang_index)
 
     # --- forward passes (encode and word_states come from AdaptedEncoder) --------------------
+    def language_updates(self, lang: str | None):
+        """Context in which the encoder runs with `lang`'s own low-rank updates (none: unchanged)."""
+        return self.lora_context.use(self.lora[lang] if lang is not None and lang in self.lora else None)
+
     def head(self, task: str, lang: str | None = None) -> TaggingHead:
         """The language's own copy of the task head when few-shot made one, else the shared head."""
         if lang is not None and own_head_key(task, lang) in self.heads:
@@ -105,14 +118,55 @@ class HyperX(AdaptedEncoder):
         extra[task] = extra.get(task, []) + list(new)
 
     def drop_own_heads(self, lang: str) -> None:
+        """Forget what few-shot gave the language (own heads, low-rank encoder updates)."""
         for task in self.registry.language(lang).own_heads:
             del self.heads[own_head_key(task, lang)]
         self.registry.language(lang).own_heads = []
         self.registry.language(lang).extra_labels = {}  # they lived in the own heads
+        if lang in self.lora:
+            del self.lora[lang]
+        self.registry.language(lang).lora = None
+
+    def _add_lora(self, lang: str, spec: dict) -> LanguageLoRA:
+        if not self._lora_hooks:
+            self._lora_hooks = attach_lora(self.encoder, self.backbone.model_type, self.lora_context)
+        lora = LanguageLoRA(self.encoder, self.backbone.model_type, spec["rank"], spec["targets"], spec["alpha"])
+        self.lora[lang] = lora.to(self.device)
+        return lora
+
+    def own_lora(self, lang: str, rank: int, targets: list[str], alpha: float) -> LanguageLoRA:
+        """The language's low-rank encoder updates, made (as no change) on first use."""
+        if lang not in self.lora:
+            self._add_lora(lang, {"rank": rank, "targets": list(targets), "alpha": alpha})
+            self.registry.language(lang).lora = self.lora[lang].spec()
+        return self.lora[lang]
+
+    def snapshot(self) -> dict:
+        """A copy (never a view) of every learned tensor and of the registry, for `restore`."""
+        return {"state": {k: v.detach().clone() for k, v in self.learned_state_dict().items()},
+                "registry": copy.deepcopy(self.registry)}
+
+    def restore(self, snapshot: dict) -> None:
+        """Return to a `snapshot` of this model: tensors, own heads, low-rank updates and registry."""
+        registry = copy.deepcopy(snapshot["registry"])
+        for lang in self.registry.languages:
+            if self.registry.has_language(lang.code):
+                self.drop_own_heads(lang.code)
+        self.registry.tasks, self.registry.languages = registry.tasks, registry.languages
+        hidden = self.backbone.hidden_size
+        for lang in self.registry.languages:
+            for task in lang.own_heads:  # sized for the language's own labels; loaded just below
+                self.heads[own_head_key(task, lang.code)] = TaggingHead(
+                    hidden, len(self.registry.labels(task, lang.code)), self.config.head_dropout).to(self.device)
+            if lang.lora:
+                self._add_lora(lang.code, lang.lora)
+        self.load_learned_state(snapshot["state"], source="snapshot")
 
     def tag_logits(self, task: str, batch: TagBatch, adapters: AdapterWeights | None,
                    pooling: str = "first", lang: str | None = None) -> torch.Tensor:
-        return self.head(task, lang)(self.word_states(batch, adapters, pooling))
+        with self.language_updates(lang):
+            states = self.word_states(batch, adapters, pooling)
+        return self.head(task, lang)(states)
 
     def tagging_loss(self, task: str, batch: TagBatch, adapters: AdapterWeights, pooling: str = "first",
                      lang: str | None = None) -> torch.Tensor:
@@ -153,6 +207,7 @@ class HyperX(AdaptedEncoder):
         state = {f"hypernet.{k}": v for k, v in self.hypernet.state_dict().items()}
         state.update({f"heads.{k}": v for k, v in self.heads.state_dict().items()})
         state.update({f"mlm_head.{k}": v for k, v in self.mlm_head.state_dict().items()})
+        state.update({f"lora.{k}": v for k, v in self.lora.state_dict().items()})
         if self.config.train_layernorms:
             state.update({ENCODER_PREFIX + k: v.data for k, v in self.encoder_norms.items()})
         return {k: v.detach() for k, v in state.items()}

@@ -1,0 +1,114 @@
+"""Per-language low-rank updates of the frozen encoder's own linear layers (LoRA), applied by hooks.
+
+Generated adapters only add a bottleneck after each feed-forward block; full fine-tuning wins at 20+
+labelled sentences because it changes the encoder itself. A language's `LanguageLoRA` adds
+``scale * (x @ A) @ B`` to the output of chosen linear layers (attention projections, feed-forward) in
+every layer, for that language only: the hooks read the active set from a `LoraContext`, so every other
+language runs the unchanged encoder. `B` starts at zero, so a fresh set changes nothing.
+
+No model code is copied: forward hooks on the encoder's own `nn.Linear` modules, registered before the
+adapter hooks (`prepend=True`) so a generated adapter sees the updated feed-forward output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Iterator
+
+import torch
+from torch import nn
+
+# Short target names -> the linear module inside one encoder layer, per model type.
+LORA_MODULES: dict[str, dict[str, str]] = {
+    **{model_type: {"query": "attention.self.query", "key": "attention.self.key",
+                    "value": "attention.self.value", "attn_out": "attention.output.dense",
+                    "ffn_in": "intermediate.dense", "ffn_out": "output.dense"}
+       for model_type in ("bert", "roberta", "xlm-roberta", "electra")},
+    "distilbert": {"query": "attention.q_lin", "key": "attention.k_lin", "value": "attention.v_lin",
+                   "attn_out": "attention.out_lin", "ffn_in": "ffn.lin1", "ffn_out": "ffn.lin2"},
+}
+LAYERS_PATH = {"distilbert": "transformer.layer"}  # others: encoder.layer
+DEFAULT_TARGETS = ("query", "value")
+DEFAULT_RANK = 8
+
+
+def check_targets(targets: list[str] | tuple[str, ...]) -> list[str]:
+    known = LORA_MODULES["bert"]
+    unknown = [t for t in targets if t not in known]
+    if unknown or not targets:
+        from hxtool.errors import HxError
+
+        raise HxError(f"LoRA targets must be some of {', '.join(known)}, got {', '.join(targets) or 'none'}")
+    return list(targets)
+
+
+def target_linears(encoder: nn.Module, model_type: str, target: str) -> list[nn.Linear]:
+    """The `target` linear module of every layer, in layer order."""
+    layers = encoder.get_submodule(LAYERS_PATH.get(model_type, "encoder.layer"))
+    return [layer.get_submodule(LORA_MODULES[model_type][target]) for layer in layers]
+
+
+class LowRankUpdate(nn.Module):
+    """x -> scale * (x @ A) @ B for one linear layer; B = 0 at the start (no change)."""
+
+    def __init__(self, in_features: int, out_features: int, rank: int, alpha: float) -> None:
+        super().__init__()
+        self.scale = alpha / rank
+        self.A = nn.Parameter(torch.empty(in_features, rank))
+        self.B = nn.Parameter(torch.zeros(rank, out_features))
+        nn.init.kaiming_uniform_(self.A.T, a=math.sqrt(5))  # as nn.Linear, and as LoRA's reference code
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.matmul(torch.matmul(x, self.A), self.B) * self.scale
+
+
+class LanguageLoRA(nn.Module):
+    """One language's low-rank updates: `updates["<layer>_<target>"]`."""
+
+    def __init__(self, encoder: nn.Module, model_type: str, rank: int, targets: list[str], alpha: float) -> None:
+        super().__init__()
+        self.rank, self.targets, self.alpha = rank, list(targets), alpha
+        self.updates = nn.ModuleDict()
+        for target in self.targets:
+            for layer, linear in enumerate(target_linears(encoder, model_type, target)):
+                self.updates[f"{layer}_{target}"] = LowRankUpdate(linear.in_features, linear.out_features,
+                                                                  rank, alpha)
+
+    def spec(self) -> dict:
+        """What the registry records, enough to rebuild the shapes before loading the tensors."""
+        return {"rank": self.rank, "targets": list(self.targets), "alpha": self.alpha}
+
+
+class LoraContext:
+    """Which language's updates the hooks apply in the current forward pass (None: the bare encoder)."""
+
+    def __init__(self) -> None:
+        self.active: LanguageLoRA | None = None
+
+    @contextlib.contextmanager
+    def use(self, lora: LanguageLoRA | None) -> Iterator[None]:
+        previous, self.active = self.active, lora
+        try:
+            yield
+        finally:
+            self.active = previous
+
+
+def attach_lora(encoder: nn.Module, model_type: str, context: LoraContext) -> list:
+    """One forward hook per (layer, target) linear; it adds the active language's update, if it has one."""
+
+    def make_hook(key: str):
+        def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor | None:
+            lora = context.active
+            if lora is None or key not in lora.updates:
+                return None
+            return output + lora.updates[key](inputs[0])
+
+        return hook
+
+    handles = []
+    for target in LORA_MODULES[model_type]:
+        for layer, linear in enumerate(target_linears(encoder, model_type, target)):
+            handles.append(linear.register_forward_hook(make_hook(f"{layer}_{target}"), prepend=True))
+    return handles

@@ -1,0 +1,122 @@
+"""Per-language low-rank encoder updates (`fewshot --tune lang+head+lora`) and model snapshots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import TINY_DATA
+from hxtool.add_language import add_language
+from hxtool.config import TrainConfig
+from hxtool.data.labelled import read_labelled
+from hxtool.errors import HxError
+from hxtool.fewshot import LoraOptions, fewshot
+from hxtool.session import load_model
+from hxtool.tagging import predict_tags
+
+
+def fewshot_config(steps: int = 10) -> TrainConfig:
+    return TrainConfig(steps=steps, batch_size=4, lr=5e-2, max_length=32, decay=False, warmup=0.0, seed=1)
+
+
+def words(lang: str) -> list[list[str]]:
+    return read_labelled("pos", TINY_DATA / f"{lang}-pos-dev.conllu").words
+
+
+def test_a_fresh_low_rank_update_changes_nothing(checkpoint: Path) -> None:
+    model, _ = load_model(checkpoint)
+    before = predict_tags(model, "pos", "tr", words("tr"))
+    states = model.encode(*_ids(model), model.adapters("pos", "tr"))
+    model.own_lora("tr", 4, ["query", "value", "ffn_out"], 8.0)
+    with model.language_updates("tr"):
+        assert torch.equal(model.encode(*_ids(model), model.adapters("pos", "tr")), states)
+    assert predict_tags(model, "pos", "tr", words("tr")) == before
+
+
+def _ids(model) -> tuple[torch.Tensor, torch.Tensor]:
+    encoded = model.backbone.tokenizer(["bir iki üç", "dört"], return_tensors="pt", padding=True)
+    return encoded["input_ids"], encoded["attention_mask"]
+
+
+def test_lora_fewshot_changes_only_the_tuned_language(checkpoint: Path) -> None:
+    model, meta = load_model(checkpoint)
+    train = read_labelled("pos", TINY_DATA / "tr-pos-train.conllu")
+    dev = read_labelled("pos", TINY_DATA / "tr-pos-dev.conllu")
+    en_before = predict_tags(model, "pos", "en", words("en"))
+    state_before = {k: v.clone() for k, v in model.learned_state_dict().items()}
+    options = LoraOptions(rank=2, targets=("query", "value", "ffn_out"), lr=5e-2)
+    fewshot(model, meta, checkpoint, "pos", "tr", train, dev, 8, fewshot_config(), tune="lang+head+lora",
+            quiet=True, lora=options)
+    tr_after = predict_tags(model, "pos", "tr", words("tr"))
+    reloaded, _ = load_model(checkpoint)
+    state_after = reloaded.learned_state_dict()
+    changed = [k for k in state_before if not torch.equal(state_before[k], state_after[k])]
+    assert changed == ["hypernet.embeddings.language.weight"]
+    added = sorted(set(state_after) - set(state_before))
+    layers = reloaded.backbone.num_layers
+    assert added == sorted(["heads.pos@tr.linear.bias", "heads.pos@tr.linear.weight"]
+                           + [f"lora.tr.updates.{i}_{t}.{m}" for i in range(layers)
+                              for t in ("query", "value", "ffn_out") for m in "AB"])
+    # The updates learned something (B left zero) and travel with the checkpoint.
+    assert any(state_after[k].abs().sum() > 0 for k in added if k.endswith(".B"))
+    assert reloaded.registry.language("tr").lora == {"rank": 2, "targets": ["query", "value", "ffn_out"],
+                                                     "alpha": 16.0}
+    assert predict_tags(reloaded, "pos", "tr", words("tr")) == tr_after
+    assert predict_tags(reloaded, "pos", "en", words("en")) == en_before
+
+
+def test_lora_options_are_checked(checkpoint: Path) -> None:
+    model, meta = load_model(checkpoint)
+    train = read_labelled("pos", TINY_DATA / "tr-pos-train.conllu")
+    for options, message in ((LoraOptions(rank=0), "--lora-rank"), (LoraOptions(targets=("nope",)), "LoRA targets")):
+        with pytest.raises(HxError, match=message):
+            fewshot(model, meta, checkpoint, "pos", "tr", train, None, 4, fewshot_config(2), tune="lang+head+lora",
+                    quiet=True, lora=options)
+
+
+def test_adding_a_language_anew_drops_its_updates(checkpoint: Path) -> None:
+    model, meta = load_model(checkpoint)
+    train = read_labelled("pos", TINY_DATA / "tr-pos-train.conllu")
+    fewshot(model, meta, checkpoint, "pos", "tr", train, None, 4, fewshot_config(2), tune="lang+head+lora", quiet=True)
+    model, meta = load_model(checkpoint)
+    assert "tr" in model.lora
+    config = TrainConfig(steps=2, batch_size=4, lr=1e-2, max_length=32, decay=False, warmup=0.0, seed=2)
+    add_language(model, meta, "tr", TINY_DATA / "tr-raw.txt", checkpoint, config, overwrite=True, quiet=True)
+    reloaded, _ = load_model(checkpoint)
+    assert "tr" not in reloaded.lora and reloaded.registry.language("tr").lora is None
+    assert not any(k.startswith("lora.") for k in reloaded.learned_state_dict())
+
+
+@pytest.mark.parametrize("tune", ["lang+head", "lang+head+lora", "all"])
+def test_a_snapshot_is_a_copy_and_restores_predictions_exactly(checkpoint: Path, tmp_path: Path, tune: str) -> None:
+    """Benchmarks restore a snapshot between few-shot runs: it must not move with the live weights."""
+    model, meta = load_model(checkpoint)
+    train = read_labelled("pos", TINY_DATA / "tr-pos-train.conllu")
+    snapshot = model.snapshot()
+    tr_before = predict_tags(model, "pos", "tr", words("tr"))
+    fewshot(model, meta, checkpoint, "pos", "tr", train, None, 8, fewshot_config(), tune=tune, quiet=True,
+            output=tmp_path / "out")
+    assert predict_tags(model, "pos", "tr", words("tr")) != tr_before  # the run did change tr
+    changed = [k for k, v in snapshot["state"].items() if not torch.equal(v, model.learned_state_dict()[k])]
+    assert changed  # so the snapshot did not follow the live weights
+    model.restore(snapshot)
+    assert predict_tags(model, "pos", "tr", words("tr")) == tr_before
+    assert set(model.learned_state_dict()) == set(snapshot["state"])
+    assert all(torch.equal(v, snapshot["state"][k]) for k, v in model.learned_state_dict().items())
+    assert model.registry.language("tr").own_heads == [] and "tr" not in model.lora
+
+
+def test_a_tuned_language_adds_under_a_megabyte_at_e5_size() -> None:
+    """multilingual-e5-small's shape (12 layers, hidden 384): row + own head + default updates <= 1 MB."""
+    from transformers import BertConfig, BertModel
+
+    from hxtool.model.lora import LanguageLoRA
+
+    encoder = BertModel(BertConfig(vocab_size=16, hidden_size=384, num_hidden_layers=12, num_attention_heads=12,
+                                   intermediate_size=1536))
+    options = LoraOptions()
+    lora = LanguageLoRA(encoder, "bert", options.rank, list(options.targets), options.alpha)
+    numbers = sum(p.numel() for p in lora.parameters()) + 64 + (384 + 1) * 17  # + row + a 17-label head
+    assert numbers * 4 <= 1_000_000, numbers
