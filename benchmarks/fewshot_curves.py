@@ -204,7 +204,7 @@ def run_hxtool(profile: Profile, data_dir: Path, rec: Recorder, work: Path, devi
     from hxtool.fewshot import FEWSHOT_LR, fewshot
     from hxtool.model.hyperx import own_head_key
     from hxtool.pretrain import pretrain
-    from hxtool.session import load_model
+    from hxtool.store.session import load_model
     from hxtool.tagging import predict_tags
 
     checkpoint = work / "hxtool"

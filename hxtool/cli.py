@@ -64,14 +64,14 @@ def user_errors() -> Iterator[None]:
 
 
 def _checkpoint(value: Optional[Path]) -> Path:
-    from hxtool.checkpoint import default_checkpoint
+    from hxtool.store.checkpoint import default_checkpoint
 
     return value if value is not None else default_checkpoint()
 
 
 def _locked(folder: Path):
     """Hold the checkpoint's lock: a second writer waits, saying so, instead of racing."""
-    from hxtool.checkpoint import checkpoint_lock
+    from hxtool.store.checkpoint import checkpoint_lock
 
     return checkpoint_lock(folder, notify=err.print)
 
@@ -159,7 +159,7 @@ def add_language_cmd(
     """
     from hxtool.add_language import ADD_LANGUAGE_LR, add_language
     from hxtool.config import TrainConfig
-    from hxtool.session import load_model
+    from hxtool.store.session import load_model
 
     with user_errors():
         if not corpus.is_file():
@@ -218,7 +218,7 @@ def fewshot(
     from hxtool.datadir import data_dir as find_data_dir
     from hxtool.datadir import task_file
     from hxtool.fewshot import FEWSHOT_LR, TUNE_MODES, fewshot as run_fewshot, fewshot_steps
-    from hxtool.session import load_model, trained_pooling
+    from hxtool.store.session import load_model, trained_pooling
 
     with user_errors():
         if epochs <= 0:
@@ -282,7 +282,7 @@ def tag(
     Example: hxtool tag fo_test.conllu --task pos --lang fo --output fo_tagged.conllu
     """
     from hxtool.data.conllu_io import atomic_write_text
-    from hxtool.session import load_model, trained_pooling
+    from hxtool.store.session import load_model, trained_pooling
     from hxtool.tag_files import tag_file
 
     with user_errors():
@@ -312,7 +312,7 @@ def info(
 
     Example: hxtool info --checkpoint tiny-model
     """
-    from hxtool.checkpoint import read_checkpoint
+    from hxtool.store.checkpoint import read_checkpoint
 
     with user_errors():
         folder = _checkpoint(checkpoint)
@@ -384,7 +384,7 @@ def evaluate(
         else:
             if lang is None:
                 raise HxError("give a PREDICTED file, or --lang (and --checkpoint) to tag the gold file first")
-            from hxtool.session import load_model
+            from hxtool.store.session import load_model
 
             model, _ = load_model(_checkpoint(checkpoint), _device(device))
             pred_tags = predict_tags(model, task, lang, gold_data.words)

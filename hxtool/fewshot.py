@@ -15,7 +15,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from hxtool.checkpoint import CheckpointMeta
+from hxtool.store.checkpoint import CheckpointMeta
 from hxtool.config import TrainConfig
 from hxtool.data.align import encode_sentences
 from hxtool.data.labelled import LabelledData, label_ids
@@ -23,7 +23,7 @@ from hxtool.data.sources import TaggingStream
 from hxtool.errors import HxError
 from hxtool.metrics import Score
 from hxtool.model.hyperx import HyperX
-from hxtool.session import save_model
+from hxtool.store.session import save_model
 from hxtool.tagging import predict_tags, score_tags
 from hxtool.resume import discard_state, resume_dir
 from hxtool.train import Resumable, train

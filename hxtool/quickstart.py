@@ -48,7 +48,7 @@ def run_quickstart(data: Path, folder: Path, device: str = "cpu", steps: int = 3
     from hxtool.data.conllu_io import atomic_write_text
     from hxtool.fewshot import FEWSHOT_LR, fewshot, fewshot_steps
     from hxtool.pretrain import pretrain
-    from hxtool.session import load_model
+    from hxtool.store.session import load_model
     from hxtool.tag_files import tag_file
     from hxtool.tagging import score_tags
 

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from hxtool.atomic import atomic_folder
+from hxtool.store.atomic import atomic_folder
 from hxtool.errors import HxError
 
 STATE_TENSORS = "state.safetensors"

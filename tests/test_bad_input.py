@@ -118,9 +118,9 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(checkpoint: Path, monkeypat
 def test_wrong_dtype_is_refused(checkpoint: Path) -> None:
     from safetensors.torch import load_file, save_file
 
-    from hxtool.checkpoint import file_sha256
+    from hxtool.store.checkpoint import file_sha256
     from hxtool.errors import CheckpointError
-    from hxtool.session import load_model
+    from hxtool.store.session import load_model
 
     tensors = load_file(str(checkpoint / "model.safetensors"))
     tensors["heads.pos.linear.bias"] = tensors["heads.pos.linear.bias"].double()

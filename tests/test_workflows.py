@@ -12,12 +12,12 @@ from safetensors.torch import load_file, save_file
 
 from conftest import TINY_DATA
 from hxtool.add_language import add_language
-from hxtool.checkpoint import CONFIG_FILE, REGISTRY_FILE, WEIGHTS_FILE, file_sha256
+from hxtool.store.checkpoint import CONFIG_FILE, REGISTRY_FILE, WEIGHTS_FILE, file_sha256
 from hxtool.config import TrainConfig
 from hxtool.data.labelled import read_labelled
 from hxtool.errors import CheckpointError, HxError
 from hxtool.fewshot import fewshot
-from hxtool.session import load_model, save_model
+from hxtool.store.session import load_model, save_model
 from hxtool.tagging import predict_tags
 
 

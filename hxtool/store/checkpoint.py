@@ -23,7 +23,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from hxtool import __version__
-from hxtool.atomic import atomic_folder, recover_folder
+from hxtool.store.atomic import atomic_folder, recover_folder
 from hxtool.config import HyperConfig
 from hxtool.errors import CheckpointError
 from hxtool.registry import Registry
