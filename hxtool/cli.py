@@ -303,6 +303,14 @@ def tag(
             err.print(f"tagged {tagged.words} words in {tagged.sentences} sentences -> {output}")
 
 
+def _imported_line(lang) -> str:
+    """Where an imported language came from: the file, and what it was in the checkpoint that exported it."""
+    original = lang.imported.get("provenance", {})
+    there = original.get("source", "?") + (f", init {original['init']}" if original.get("init") else "")
+    return (f"{lang.code}: imported from {lang.imported['file']} (sha256 {lang.imported['sha256'][:12]}…); "
+            f"there: {there}")
+
+
 @app.command()
 def info(
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help=CHECKPOINT_HELP),
@@ -332,12 +340,15 @@ def info(
         langs.add_column(column)
     for lang in registry.languages:
         corpus = lang.corpus or {}
-        langs.add_row(lang.code, lang.source + (f" (init {lang.init})" if lang.init else ""),
+        langs.add_row(lang.code, lang.source + (f" (init {lang.init})" if lang.init and not lang.imported else ""),
                       ", ".join(lang.labelled) or "-", Path(corpus.get("path", "-")).name,
                       str(corpus.get("lines", "-")), str(lang.steps),
                       f"{lang.mlm_loss:.2f}" if lang.mlm_loss is not None else "-",
                       "; ".join(f"{f['task']} n={f['n']}" for f in lang.fewshot) or "-")
     out.print(langs)
+    for lang in registry.languages:
+        if lang.imported:
+            out.print(_imported_line(lang), soft_wrap=True, highlight=False)
     params = Table(title="learned parameters (saved in the checkpoint)")
     params.add_column("group")
     params.add_column("count", justify="right")
@@ -350,6 +361,51 @@ def info(
     params.add_row("[bold]total", f"[bold]{sum(groups.values()):,}")
     out.print(params)
     out.print(f"a new language costs {meta.model.lang_dim} numbers (one embedding row)")
+
+
+@app.command("export-language")
+def export_language_cmd(
+    lang: str = typer.Option(..., "--lang", help="Code of the language to export."),
+    output: Path = typer.Option(..., "--output", "-o", help="The .safetensors file to write."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help=CHECKPOINT_HELP),
+) -> None:
+    """Write what a language owns (its embedding row, its own heads) and its provenance to one small file.
+
+    Example: hxtool export-language --lang fo --output fo.safetensors
+    """
+    from hxtool.store.language_file import export_language
+    from hxtool.store.session import load_model
+
+    with user_errors():
+        model, _ = load_model(_checkpoint(checkpoint))
+        model.registry.lang_index(lang)
+        path = export_language(model, lang, output)
+    out.print(f"exported [bold]{lang}[/] ({path.stat().st_size:,} bytes) -> {path}")
+
+
+@app.command("import-language")
+def import_language_cmd(
+    file: Path = typer.Argument(..., help="A file written by export-language."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help=CHECKPOINT_HELP),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a language of the same code."),
+) -> None:
+    """Add a language exported from another copy of the same pretrained checkpoint; it tags as it did there.
+
+    Refused when the file comes from another base model or another pretraining (the shared weights'
+    fingerprint differs), or when the code is already there without --overwrite.
+
+    Example: hxtool import-language fo.safetensors --checkpoint my-model
+    """
+    from hxtool.store.language_file import import_language
+    from hxtool.store.session import load_model
+
+    with user_errors():
+        source = _checkpoint(checkpoint)
+        with _locked(source):
+            model, meta = load_model(source)
+            report = import_language(model, meta, file, source, overwrite=overwrite)
+    verb = "replaced" if report.replaced else "added"
+    out.print(f"{verb} [bold]{report.code}[/] as language row {report.index} from {file} -> {report.output}")
 
 
 @app.command("eval")

@@ -78,24 +78,21 @@ def checkpoint_lock(folder: Path, notify=None) -> Iterator[None]:
     A second command writing the same checkpoint waits here (after saying so) and then starts from
     what the first one wrote, so two add-language runs end with both languages, never a mix.
     """
+    from filelock import FileLock, Timeout
+
     folder = Path(folder).resolve()
     folder.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(folder.parent / f".{folder.name}.lock"))  # fcntl on POSIX, msvcrt on Windows
     try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX: atomic renames still keep each save whole
+        lock.acquire(timeout=0)
+    except Timeout:
+        if notify is not None:
+            notify(f"waiting for another hxtool command that is writing {folder} …")
+        lock.acquire()
+    try:
         yield
-        return
-    with open(folder.parent / f".{folder.name}.lock", "a+b") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if notify is not None:
-                notify(f"waiting for another hxtool command that is writing {folder} …")
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    finally:
+        lock.release()
 
 
 def save_checkpoint(folder: Path, meta: CheckpointMeta, registry: Registry,
