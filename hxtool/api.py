@@ -71,8 +71,11 @@ class Checkpoint:
                 tune: str = "lang+head", output: str | Path | None = None, quiet: bool = True):
         """`hxtool fewshot`: tune on n sentences drawn from a labelled file; returns its FewshotReport."""
         from hxtool.data.labelled import read_labelled
+        from hxtool.errors import HxError
         from hxtool.fewshot import FEWSHOT_LR, fewshot, fewshot_steps
 
+        if epochs <= 0:
+            raise HxError(f"epochs must be at least 1, got {epochs}")
         config = TrainConfig(steps=fewshot_steps(max(n, 1), batch_size, epochs), batch_size=batch_size,
                              lr=lr or FEWSHOT_LR, decay=False, warmup=0.0, seed=seed,
                              pooling=trained_pooling(self.meta))

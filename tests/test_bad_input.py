@@ -124,7 +124,7 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(checkpoint: Path, monkeypat
                                  "--steps", "200", "--batch-size", "2", "--save-every", "50",
                                  "-c", str(checkpoint)])
     assert result.exit_code == 130
-    assert len(steps) == 60 and all(s["pair"] == "mlm/fo" for s in steps)  # it stopped mid-training
+    assert len(steps) == 60  # it stopped mid-training, 60 optimizer steps in
     assert json.loads((resume_dir(checkpoint) / STATE_JSON).read_text())["step"] == 50  # what --resume uses
     assert "--resume" in result.stderr and "Traceback" not in result.output
     assert snapshot(checkpoint) == before
