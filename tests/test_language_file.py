@@ -134,7 +134,7 @@ def test_load_language_state_checks_before_it_changes_anything(checkpoint: Path)
     bad = [{**state, "embedding": state["embedding"][:-1]}, {**state, "embedding": state["embedding"].double()},
            {**state, "heads.pos.linear.weight": torch.zeros(3, 32)},
            {**state, "heads.pos.linear.bias": torch.zeros(7, dtype=torch.float16)},
-           {**state, "lora.x": torch.zeros(1)}]
+           {**state, "lora.x": torch.zeros(1)}, {**state, "heads.dep.linear.bias": torch.zeros(7)}]
     bad[2]["heads.pos.linear.bias"] = torch.zeros(3)
     for broken in bad:
         with pytest.raises(CheckpointError):

@@ -168,7 +168,7 @@ class HyperX(nn.Module):
                 expected[name].copy_(tensor)
 
     # --- what one language owns (export-language / import-language) ------------------------
-    # The one place that says what belongs to a language alone: extend these three together.
+    # The one place that says what belongs to a language alone: extend these methods together.
     def language_state(self, code: str) -> dict[str, torch.Tensor]:
         """The language's embedding row and its own heads, keyed without the code."""
         index = self.registry.lang_index(code)
@@ -201,7 +201,8 @@ class HyperX(nn.Module):
         heads: dict[str, TaggingHead] = {}
         for task in sorted({k.split(".")[1] for k in state if k.startswith("heads.")}):
             prefix = f"heads.{task}."
-            self.registry.task(task)  # a task this checkpoint does not know: one clear error
+            if task not in self.heads or "@" in task:
+                raise CheckpointError(f"{source}: a head for {task!r}, a tagging task this checkpoint does not have")
             shared = self.heads[task]
             tensors = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
             if any(v.dtype != shared.linear.weight.dtype for v in tensors.values()):
