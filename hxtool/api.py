@@ -112,7 +112,7 @@ class Checkpoint:
         from hxtool.store.language_file import export_language
 
         self.model.registry.lang_index(code)
-        return export_language(self.model, code, path)
+        return export_language(self.model, code, path, checkpoint=self.folder)
 
     def import_language(self, path: str | Path, *, overwrite: bool = False, output: str | Path | None = None):
         """`hxtool import-language`: add a language exported from a copy of the same pretraining."""

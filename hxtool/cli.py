@@ -377,9 +377,10 @@ def export_language_cmd(
     from hxtool.store.session import load_model
 
     with user_errors():
-        model, _ = load_model(_checkpoint(checkpoint))
+        source = _checkpoint(checkpoint)
+        model, _ = load_model(source)
         model.registry.lang_index(lang)
-        path = export_language(model, lang, output)
+        path = export_language(model, lang, output, checkpoint=source)
     out.print(f"exported [bold]{lang}[/] ({path.stat().st_size:,} bytes) -> {path}")
 
 

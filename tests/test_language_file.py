@@ -111,6 +111,10 @@ def test_refusals_leave_the_checkpoint_untouched(exported: tuple[Path, Path], pr
 
     save_file({"embedding": torch.zeros(64)}, str(not_ours))
     assert "not a language file" in cli("import-language", not_ours, "-c", source, code=1).stderr
+    before = snapshot(source)
+    assert "inside the checkpoint folder" in cli("export-language", "--lang", "fo", "-o", source / WEIGHTS_FILE,
+                                                 "-c", source, code=1).stderr
+    assert snapshot(source) == before
 
 
 def test_overwrite_replaces_the_row_and_heads(exported: tuple[Path, Path], tmp_path: Path) -> None:

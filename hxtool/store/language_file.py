@@ -54,11 +54,13 @@ class ImportReport:
     provenance: dict[str, Any]
 
 
-def export_language(model: HyperX, code: str, path: str | Path) -> Path:
+def export_language(model: HyperX, code: str, path: str | Path, checkpoint: str | Path | None = None) -> Path:
     """Write `code`'s own tensors and provenance to one file (atomically: a temp file renamed into place)."""
     path = Path(path)
     if path.is_dir():
         raise HxError(f"--output {path} is a folder; give a file name such as {code}.safetensors")
+    if checkpoint is not None and Path(checkpoint).resolve() in path.resolve().parents:
+        raise HxError(f"--output {path} is inside the checkpoint folder; write the file elsewhere")
     header = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "hxtool": __version__, "code": code,
         "language": dataclasses.asdict(model.registry.language(code)),
