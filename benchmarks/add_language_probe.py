@@ -34,7 +34,7 @@ from hxtool.data.corpus import corpus_info  # noqa: E402
 from hxtool.data.sources import MlmStream  # noqa: E402
 from hxtool.metrics import upos_accuracy  # noqa: E402
 from hxtool.pretrain import pretrain  # noqa: E402
-from hxtool.session import load_model  # noqa: E402
+from hxtool.store.session import load_model  # noqa: E402
 from hxtool.tagging import predict_tags  # noqa: E402
 
 

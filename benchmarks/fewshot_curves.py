@@ -243,7 +243,7 @@ def run_hxtool(profile: Profile, data_dir: Path, rec: Recorder, work: Path, devi
     from hxtool.add_language import ADD_LANGUAGE_LR, add_language
     from hxtool.fewshot import FEWSHOT_LR, LoraOptions, fewshot
     from hxtool.pretrain import pretrain
-    from hxtool.session import load_model
+    from hxtool.store.session import load_model
     from hxtool.tagging import predict_tags
 
     checkpoint = work / "hxtool"

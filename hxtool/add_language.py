@@ -15,11 +15,11 @@ from hxtool.data.sources import MlmStream
 from hxtool.errors import HxError
 from hxtool.model.hyperx import HyperX
 from hxtool.registry import LanguageInfo, check_language_code
-from hxtool.session import save_model
+from hxtool.store.session import save_model
 from hxtool.training.loop import Resumable, TrainResult, param_groups, train
 from hxtool.training.objectives import hyperx_loss
 from hxtool.training.resume import discard_state, resume_dir
-from hxtool.checkpoint import CheckpointMeta
+from hxtool.store.checkpoint import CheckpointMeta
 
 # A single 64-dim row moves slowly at the pretraining rate; this rate moved it well in our runs.
 ADD_LANGUAGE_LR = 2e-3

@@ -66,14 +66,14 @@ def user_errors() -> Iterator[None]:
 
 
 def _checkpoint(value: Optional[Path]) -> Path:
-    from hxtool.checkpoint import default_checkpoint
+    from hxtool.store.checkpoint import default_checkpoint
 
     return value if value is not None else default_checkpoint()
 
 
 def _locked(folder: Path):
     """Hold the checkpoint's lock: a second writer waits, saying so, instead of racing."""
-    from hxtool.checkpoint import checkpoint_lock
+    from hxtool.store.checkpoint import checkpoint_lock
 
     return checkpoint_lock(folder, notify=err.print)
 
@@ -192,7 +192,7 @@ def add_language_cmd(
     """
     from hxtool.add_language import ADD_LANGUAGE_LR, add_language
     from hxtool.config import TrainConfig
-    from hxtool.session import load_model
+    from hxtool.store.session import load_model
 
     with user_errors():
         from hxtool.data.hf_datasets import is_dataset
@@ -267,7 +267,7 @@ def fewshot(
     from hxtool.datadir import data_dir as find_data_dir
     from hxtool.datadir import task_file
     from hxtool.fewshot import FEWSHOT_LR, TUNE_MODES, LoraOptions, fewshot as run_fewshot, fewshot_steps
-    from hxtool.session import load_model, trained_pooling
+    from hxtool.store.session import load_model, trained_pooling
 
     with user_errors():
         if epochs <= 0:
@@ -344,8 +344,8 @@ def tag(
 
     Example: hxtool tag fo_test.conllu --task pos --lang fo --output fo_tagged.conllu
     """
-    from hxtool.atomic import atomic_write_text
-    from hxtool.session import load_model, trained_pooling
+    from hxtool.store.atomic import atomic_write_text
+    from hxtool.store.session import load_model, trained_pooling
     from hxtool.tagging import tag_file
 
     with user_errors():
@@ -367,6 +367,14 @@ def tag(
             err.print(f"tagged {tagged.words} words in {tagged.sentences} sentences -> {output}")
 
 
+def _imported_line(lang) -> str:
+    """Where an imported language came from: the file, and what it was in the checkpoint that exported it."""
+    original = lang.imported.get("provenance", {})
+    there = original.get("source", "?") + (f", init {original['init']}" if original.get("init") else "")
+    return (f"{lang.code}: imported from {lang.imported['file']} (sha256 {lang.imported['sha256'][:12]}…); "
+            f"there: {there}")
+
+
 @app.command()
 def info(
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help=CHECKPOINT_HELP),
@@ -376,7 +384,7 @@ def info(
 
     Example: hxtool info --checkpoint tiny-model
     """
-    from hxtool.checkpoint import read_checkpoint
+    from hxtool.store.checkpoint import read_checkpoint
 
     with user_errors():
         folder = _checkpoint(checkpoint)
@@ -397,13 +405,16 @@ def info(
         langs.add_column(column)
     for lang in registry.languages:
         corpus = lang.corpus or {}
-        langs.add_row(lang.code, lang.source + (f" (init {lang.init})" if lang.init else ""),
+        langs.add_row(lang.code, lang.source + (f" (init {lang.init})" if lang.init and not lang.imported else ""),
                       ", ".join(lang.labelled) or "-", Path(corpus.get("path", "-")).name,
                       str(corpus.get("lines", "-")), str(lang.steps),
                       f"{lang.mlm_loss:.2f}" if lang.mlm_loss is not None else "-",
                       "; ".join(f"{f['task']} n={f['n']}" for f in lang.fewshot) or "-",
                       "; ".join(f"{t}: {', '.join(extra)}" for t, extra in lang.extra_labels.items()) or "-")
     out.print(langs)
+    for lang in registry.languages:
+        if lang.imported:
+            out.print(_imported_line(lang), soft_wrap=True, highlight=False)
     params = Table(title="learned parameters (saved in the checkpoint)")
     params.add_column("group")
     params.add_column("count", justify="right")
@@ -416,6 +427,52 @@ def info(
     params.add_row("[bold]total", f"[bold]{sum(groups.values()):,}")
     out.print(params)
     out.print(f"a new language costs {meta.model.lang_dim} numbers (one embedding row)")
+
+
+@app.command("export-language")
+def export_language_cmd(
+    lang: str = typer.Option(..., "--lang", help="Code of the language to export."),
+    output: Path = typer.Option(..., "--output", "-o", help="The .safetensors file to write."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help=CHECKPOINT_HELP),
+) -> None:
+    """Write what a language owns (its embedding row, its own heads) and its provenance to one small file.
+
+    Example: hxtool export-language --lang fo --output fo.safetensors
+    """
+    from hxtool.store.language_file import export_language
+    from hxtool.store.session import load_model
+
+    with user_errors():
+        source = _checkpoint(checkpoint)
+        model, _ = load_model(source)
+        model.registry.lang_index(lang)
+        path = export_language(model, lang, output, checkpoint=source)
+    out.print(f"exported [bold]{lang}[/] ({path.stat().st_size:,} bytes) -> {path}")
+
+
+@app.command("import-language")
+def import_language_cmd(
+    file: Path = typer.Argument(..., help="A file written by export-language."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help=CHECKPOINT_HELP),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a language of the same code."),
+) -> None:
+    """Add a language exported from another copy of the same pretrained checkpoint; it tags as it did there.
+
+    Refused when the file comes from another base model or another pretraining (the shared weights'
+    fingerprint differs), or when the code is already there without --overwrite.
+
+    Example: hxtool import-language fo.safetensors --checkpoint my-model
+    """
+    from hxtool.store.language_file import import_language
+    from hxtool.store.session import load_model
+
+    with user_errors():
+        source = _checkpoint(checkpoint)
+        with _locked(source):
+            model, meta = load_model(source)
+            report = import_language(model, meta, file, source, overwrite=overwrite)
+    verb = "replaced" if report.replaced else "added"
+    out.print(f"{verb} [bold]{report.code}[/] as language row {report.index} from {file} -> {report.output}")
 
 
 @app.command("eval")
@@ -454,7 +511,7 @@ def evaluate(
         else:
             if lang is None:
                 raise HxError("give a PREDICTED file, or --lang (and --checkpoint) to tag the gold file first")
-            from hxtool.session import load_model, trained_pooling
+            from hxtool.store.session import load_model, trained_pooling
 
             model, meta = load_model(_checkpoint(checkpoint), _device(device))
             pred_tags = predict_tags(model, task, lang, gold_data.words, pooling=trained_pooling(meta))

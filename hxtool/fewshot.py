@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from hxtool.checkpoint import CheckpointMeta
+from hxtool.store.checkpoint import CheckpointMeta
 from hxtool.config import TrainConfig
 from hxtool.data.align import encode_sentences
 from hxtool.data.labelled import LabelledData, label_ids, new_labels
@@ -26,7 +26,7 @@ from hxtool.errors import HxError
 from hxtool.metrics import Score
 from hxtool.model.hyperx import HyperX
 from hxtool.model.lora import check_targets
-from hxtool.session import save_model
+from hxtool.store.session import save_model
 from hxtool.tagging import predict_tags, score_tags
 from hxtool.training.loop import Resumable, param_groups, train
 from hxtool.training.objectives import hyperx_loss

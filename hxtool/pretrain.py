@@ -15,7 +15,7 @@ from hxtool.errors import HxError
 from hxtool.model.backbone import load_backbone
 from hxtool.model.hyperx import HyperX
 from hxtool.registry import LanguageInfo, Registry, TaskInfo, check_language_code
-from hxtool.session import new_meta, save_model
+from hxtool.store.session import new_meta, save_model
 from hxtool.tagging import predict_tags, score_tags
 from hxtool.training import distributed
 from hxtool.model import count_parameters

@@ -71,10 +71,10 @@ def run_quickstart(data: Path | None, folder: Path, device: str = "cpu", steps: 
                    n: int = 20, epochs: int = 50, base_model: str = PYPI_E5, quiet: bool = False) -> QuickstartReport:
     from hxtool.add_language import ADD_LANGUAGE_LR, add_language
     from hxtool.data.labelled import read_labelled
-    from hxtool.atomic import atomic_write_text
+    from hxtool.store.atomic import atomic_write_text
     from hxtool.fewshot import FEWSHOT_LR, fewshot, fewshot_steps
     from hxtool.pretrain import pretrain
-    from hxtool.session import load_model
+    from hxtool.store.session import load_model
     from hxtool.tagging import tag_file
     from hxtool.tagging import score_tags
 

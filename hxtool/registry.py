@@ -38,7 +38,7 @@ class TaskInfo:
 @dataclass
 class LanguageInfo:
     code: str
-    source: str  # "recipe", "add-language"
+    source: str  # "recipe", "add-language", "import"
     corpus: dict[str, Any] | None = None  # {"path", "sha256", "lines"} of the MLM corpus, when any
     labelled: list[str] = field(default_factory=list)  # tasks with labelled data seen in training
     steps: int = 0  # training steps that updated this language's embedding
@@ -49,6 +49,7 @@ class LanguageInfo:
     extra_labels: dict[str, list[str]] = field(default_factory=dict)
     mlm_loss: float | None = None  # smoothed MLM loss at the end of its training, a check on the MLM head
     lora: dict[str, Any] | None = None  # {"rank", "targets", "alpha"} of its own low-rank encoder updates
+    imported: dict[str, Any] | None = None  # import-language: {"file", "sha256", "provenance": the exporter's entry}
 
 
 @dataclass

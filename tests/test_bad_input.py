@@ -101,16 +101,31 @@ def test_output_onto_an_input_is_refused(checkpoint: Path, tmp_path: Path) -> No
 
 
 def test_ctrl_c_stops_cleanly_and_says_how_to_resume(checkpoint: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import hxtool.add_language
+    """Ctrl-C inside a real add-language, 60 training steps in: the checkpoint stays byte-identical."""
+    import contextlib
 
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
+    import hxtool.training.loop
+    from hxtool.training.resume import STATE_JSON, resume_dir
 
-    monkeypatch.setattr(hxtool.add_language, "add_language", interrupted)
+    steps: list[dict] = []
+
+    @contextlib.contextmanager
+    def interrupting(description: str, total: int, quiet: bool = False, start: int = 0):
+        def advance(**fields: object) -> None:  # called by the training loop after every optimizer step
+            steps.append(fields)
+            if len(steps) == 60:
+                raise KeyboardInterrupt
+
+        yield advance
+
+    monkeypatch.setattr(hxtool.training.loop, "training_progress", interrupting)
     before = snapshot(checkpoint)
     result = runner.invoke(app, ["add-language", "--code", "fo", "--corpus", str(TINY_DATA / "fo-raw.txt"),
+                                 "--steps", "200", "--batch-size", "2", "--save-every", "50",
                                  "-c", str(checkpoint)])
     assert result.exit_code == 130
+    assert len(steps) == 60  # it stopped mid-training, 60 optimizer steps in
+    assert json.loads((resume_dir(checkpoint) / STATE_JSON).read_text())["step"] == 50  # what --resume uses
     assert "--resume" in result.stderr and "Traceback" not in result.output
     assert snapshot(checkpoint) == before
 
@@ -118,9 +133,9 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(checkpoint: Path, monkeypat
 def test_wrong_dtype_is_refused(checkpoint: Path) -> None:
     from safetensors.torch import load_file, save_file
 
-    from hxtool.checkpoint import file_sha256
+    from hxtool.store.checkpoint import file_sha256
     from hxtool.errors import CheckpointError
-    from hxtool.session import load_model
+    from hxtool.store.session import load_model
 
     tensors = load_file(str(checkpoint / "model.safetensors"))
     tensors["heads.pos.linear.bias"] = tensors["heads.pos.linear.bias"].double()

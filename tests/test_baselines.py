@@ -144,7 +144,7 @@ def test_hxtool_add_language_and_fewshot_leave_the_encoder_untouched(tiny_bert: 
     from hxtool.fewshot import fewshot
     from hxtool.model.backbone import layernorm_parameters
     from hxtool.pretrain import pretrain
-    from hxtool.session import load_model
+    from hxtool.store.session import load_model
 
     # Its own short pretraining rather than conftest's session fixture: that one runs before this
     # module's one-thread fixture and is many times slower on a busy 2-core machine.

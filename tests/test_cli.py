@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -40,7 +41,12 @@ def test_whole_workflow(tmp_path: Path, tiny_bert: Path, monkeypatch: pytest.Mon
 
     result = run("fewshot", "--task", "pos", "--lang", "fo", "--n", "10", "--train", TINY_DATA / "fo-pos-train.conllu",
                  "--eval", TINY_DATA / "fo-pos-test.conllu", "--epochs", "3", "--quiet")
-    assert "before" in result.stdout and "after" in result.stdout and "UPOS accuracy" in result.stdout
+    # The table's before/after are the scores few-shot recorded, and "after" is the tagged test file's accuracy.
+    row = next(line for line in result.stdout.splitlines() if "UPOS accuracy on fo-pos-test.conllu" in line)
+    before, after = (float(x) for x in re.findall(r"\d+\.\d\d", row))
+    event = json.loads((ck / "config.json").read_text())["history"][-1]
+    assert event["command"] == "fewshot" and event["n"] == 10
+    assert (before, after) == (round(100 * event["before"], 2), round(100 * event["after"], 2))
 
     source = TINY_DATA / "fo-pos-test.conllu"
     result = run("tag", source, "--task", "pos", "--lang", "fo", "--quiet")
@@ -53,6 +59,13 @@ def test_whole_workflow(tmp_path: Path, tiny_bert: Path, monkeypatch: pytest.Mon
             ca, cb = a.split("\t"), b.split("\t")
             assert ca[:3] + ca[4:] == cb[:3] + cb[4:]
             assert cb[3] in {"ADJ", "ADP", "DET", "NOUN", "PROPN", "PUNCT", "VERB"}
+    from hxtool.data.labelled import read_labelled
+    from hxtool.tagging import score_tags
+
+    gold = read_labelled("pos", source)
+    tagged_file = tmp_path / "tagged.conllu"
+    tagged_file.write_text(result.stdout)
+    assert round(100 * score_tags("pos", gold.tags, read_labelled("pos", tagged_file).tags).value, 2) == after
 
     info = json.loads(run("info", "--json").stdout)
     codes = [lang["code"] for lang in info["registry"]["languages"]]

@@ -79,7 +79,7 @@ def test_tuning_modes_are_systems_and_the_mean_row_is_a_diagnostic(curves, tmp_p
 def test_mean_row_scoring_puts_the_learned_row_back(curves, checkpoint):
     import torch
 
-    from hxtool.session import load_model
+    from hxtool.store.session import load_model
     from hxtool.tagging import predict_tags
 
     model, _ = load_model(checkpoint)

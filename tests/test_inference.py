@@ -17,7 +17,7 @@ from hxtool.data.labelled import read_labelled
 from hxtool.errors import HxError
 from hxtool.model.backbone import load_backbone
 from hxtool.model.hooks import apply_adapter
-from hxtool.session import load_model
+from hxtool.store.session import load_model
 from hxtool.tagging import predict_tags, score_tags, token_batches
 
 

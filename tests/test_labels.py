@@ -16,7 +16,7 @@ from hxtool.config import TrainConfig
 from hxtool.data.labelled import read_labelled
 from hxtool.errors import DataError, HxError
 from hxtool.fewshot import fewshot
-from hxtool.session import load_model
+from hxtool.store.session import load_model
 from hxtool.tagging import predict_tags
 from hxtool.tasks.pos import UPOS_TAGS
 

@@ -13,7 +13,7 @@ from hxtool.config import TrainConfig
 from hxtool.data.labelled import read_labelled
 from hxtool.errors import HxError
 from hxtool.fewshot import LoraOptions, fewshot
-from hxtool.session import load_model
+from hxtool.store.session import load_model
 from hxtool.tagging import predict_tags
 
 

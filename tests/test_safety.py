@@ -138,14 +138,14 @@ def test_two_writers_end_with_both_languages(pretrained: Path, tmp_path: Path, e
     registry = json.loads((ck / "registry.json").read_text())
     assert sorted(lang["code"] for lang in registry["languages"][2:]) == ["fo", "is"]
     assert weights(ck)["hypernet.embeddings.language.weight"].shape[0] == 4
-    from hxtool.session import load_model
+    from hxtool.store.session import load_model
 
     load_model(ck)  # hashes, names and shapes all check out
 
 
 def test_a_writer_killed_between_renames_loses_nothing(checkpoint: Path) -> None:
     """Simulate the one moment a save has no folder in place: the next load puts the old one back."""
-    from hxtool.session import load_model
+    from hxtool.store.session import load_model
 
     before = weights(checkpoint)
     parked = checkpoint.parent / ".ck.old-x1" / "previous"

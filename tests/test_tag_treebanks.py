@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hxtool.session import load_model
+from hxtool.store.session import load_model
 from hxtool.tagging import tag_file
 
 

@@ -12,7 +12,7 @@ from hxtool.data.align import encode_sentences
 from hxtool.data.batches import collate_chunks
 from hxtool.data.labelled import label_ids, read_labelled
 from hxtool.errors import DataError
-from hxtool.session import load_model
+from hxtool.store.session import load_model
 from hxtool.tagging import tag_file
 from hxtool.tagging import predict_tags
 

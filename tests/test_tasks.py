@@ -12,7 +12,7 @@ from hxtool.data.conllu_io import read_conllu
 from hxtool.datadir import task_file
 from hxtool.errors import HxError
 from hxtool.pretrain import pretrain
-from hxtool.session import load_model
+from hxtool.store.session import load_model
 from hxtool.tagging import score_tags, tag_file
 from hxtool.tasks import get_task, register, task_names, unregister
 from hxtool.tasks.conllu_column import ConlluColumnTask

@@ -108,7 +108,7 @@ def test_pretrain_restores_the_best_weights_not_the_last(tiny_bert: Path, tmp_pa
 def test_fewshot_resume_matches_an_uninterrupted_run(checkpoint: Path, tmp_path: Path) -> None:
     from hxtool.data.labelled import read_labelled
     from hxtool.fewshot import fewshot
-    from hxtool.session import load_model
+    from hxtool.store.session import load_model
 
     pool = read_labelled("pos", TINY_DATA / "fo-pos-train.conllu")
     config = TrainConfig(steps=12, batch_size=4, lr=5e-3, decay=False, warmup=0.0, seed=3)
@@ -159,7 +159,7 @@ def test_saved_state_restores_optimizer_and_every_generator(tmp_path: Path) -> N
 def test_language_row_commits_on_success_and_restores_on_error(checkpoint: Path, monkeypatch) -> None:
     import hxtool.add_language as add_module
     from hxtool.add_language import add_language
-    from hxtool.session import load_model
+    from hxtool.store.session import load_model
 
     model, meta = load_model(checkpoint)
     before = {k: v.clone() for k, v in model.learned_state_dict().items()}
@@ -197,7 +197,7 @@ def test_language_row_commits_on_success_and_restores_on_error(checkpoint: Path,
 
 
 def test_save_checkpoint_leaves_the_callers_meta_alone(checkpoint: Path, tmp_path: Path) -> None:
-    from hxtool.session import load_model, save_model
+    from hxtool.store.session import load_model, save_model
 
     model, meta = load_model(checkpoint)
     entries = len(meta.history)
@@ -212,7 +212,7 @@ def test_save_checkpoint_leaves_the_callers_meta_alone(checkpoint: Path, tmp_pat
 # --- precision ----------------------------------------------------------------------------------
 
 def test_bf16_autocast_trains_on_the_cpu(tiny_bert: Path, tmp_path: Path) -> None:
-    from hxtool.session import load_model
+    from hxtool.store.session import load_model
 
     def pos_en(steps: int):  # one pair, so the losses of successive steps are comparable
         cfg = recipe(tiny_bert, steps)
@@ -278,7 +278,7 @@ def torchrun(nproc: int, dump: Path, *args: str, **env_vars: str) -> subprocess.
 
 
 def test_torchrun_two_processes_match_one(tiny_bert: Path, tmp_path: Path) -> None:
-    from hxtool.session import load_model
+    from hxtool.store.session import load_model
     from hxtool.tagging import predict_tags
 
     base = no_dropout_base(tiny_bert, tmp_path / "base")

@@ -12,12 +12,12 @@ from safetensors.torch import load_file, save_file
 
 from conftest import TINY_DATA
 from hxtool.add_language import add_language
-from hxtool.checkpoint import CONFIG_FILE, REGISTRY_FILE, WEIGHTS_FILE, file_sha256
+from hxtool.store.checkpoint import CONFIG_FILE, REGISTRY_FILE, WEIGHTS_FILE, file_sha256
 from hxtool.config import TrainConfig
 from hxtool.data.labelled import read_labelled
 from hxtool.errors import CheckpointError, HxError
 from hxtool.fewshot import fewshot
-from hxtool.session import load_model, save_model
+from hxtool.store.session import load_model, save_model
 from hxtool.tagging import predict_tags
 
 
@@ -263,8 +263,23 @@ def test_add_language_reports_losses_and_flags_an_untrained_head(checkpoint: Pat
     registry = json.loads((tmp_path / "out" / REGISTRY_FILE).read_text())
     assert registry["languages"][-1]["mlm_loss"] == pytest.approx(report.result.final_loss)
     assert registry["languages"][0]["mlm_loss"] is not None  # recorded by pretrain-mlm for its MLM languages
-    # A uniform head sits at ln(V); a head that predicts something sits well below it.
-    report.result.final_loss = 0.5 * math.log(report.vocab_size)
-    assert not report.head_looks_untrained
-    report.result.final_loss = math.log(report.vocab_size)
-    assert report.head_looks_untrained
+    # A head that predicts something (here: the corpus's unigram frequencies) sits well below ln(V) and
+    # is not flagged; a zeroed head gives uniform logits (loss exactly ln V) that the row cannot move: flagged.
+    from collections import Counter
+
+    lines = (TINY_DATA / "fo-raw.txt").read_text(encoding="utf-8").splitlines()
+    vocab = report.vocab_size
+    counts = Counter(i for line in lines for i in model.backbone.tokenizer(line, add_special_tokens=False)["input_ids"])
+    flagged = {}
+    for name, bias in (("unigram", torch.tensor([counts[i] + 0.1 for i in range(vocab)]).log()),
+                       ("zero", torch.zeros(vocab))):
+        head_model, head_meta = load_model(checkpoint)
+        with torch.no_grad():
+            for param in head_model.mlm_head.parameters():
+                param.zero_()
+            head_model.mlm_head.bias.copy_(bias)
+        report = add_language(head_model, head_meta, "fo", TINY_DATA / "fo-raw.txt", tmp_path / name, mlm_config(),
+                              quiet=True)
+        flagged[name] = (report.head_looks_untrained, report.result.final_loss)
+    assert flagged["zero"][0] and flagged["zero"][1] == pytest.approx(math.log(vocab), rel=1e-4)
+    assert not flagged["unigram"][0] and flagged["unigram"][1] < 0.8 * math.log(vocab)

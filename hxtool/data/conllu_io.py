@@ -14,7 +14,7 @@ from pathlib import Path
 from conllu.exceptions import ParseException
 from conllu.parser import parse_id_value
 
-from hxtool.atomic import atomic_write_text
+from hxtool.store.atomic import atomic_write_text
 from hxtool.data.corpus import iter_text_lines
 from hxtool.errors import DataError
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from hxtool.atomic import atomic_write_text
+from hxtool.store.atomic import atomic_write_text
 from hxtool.data.conllu_io import ner_tags_from_misc, read_conllu
 from hxtool.data.corpus import iter_text_lines
 from hxtool.errors import DataError

@@ -24,10 +24,17 @@ from hxtool.registry import Registry
 
 ENCODER_PREFIX = "encoder."
 UNSEEN_LABEL_BIAS = -4.0  # about 2% of the probability mass of a seen label with a zero logit
+LANGUAGE_TABLE = "hypernet.embeddings.language.weight"  # in learned_state_dict: one row per language
 
 
 def own_head_key(task: str, lang: str) -> str:
     return f"{task}@{lang}"
+
+
+def is_language_owned(name: str) -> bool:
+    """Whether a learned_state_dict key belongs to languages (their table, own heads, own low-rank updates)."""
+    return (name == LANGUAGE_TABLE or name.startswith("lora.")
+            or (name.startswith("heads.") and "@" in name.split(".")[1]))
 
 
 class HyperX(AdaptedEncoder):
@@ -234,3 +241,77 @@ class HyperX(AdaptedEncoder):
         with torch.no_grad():
             for name, tensor in state.items():
                 expected[name].copy_(tensor)
+
+    # --- what one language owns (export-language / import-language) ------------------------
+    # The one place that says what belongs to a language alone: extend these methods together.
+    def language_state(self, code: str) -> dict[str, torch.Tensor]:
+        """The language's embedding row, its own heads and its low-rank encoder updates, keyed without the code.
+        (Their shapes come from the registry entry: own labels, LoRA rank and targets.)"""
+        index = self.registry.lang_index(code)
+        state = {"embedding": self.hypernet.embeddings.language.weight[index]}
+        for task in self.registry.language(code).own_heads:
+            for name, tensor in self.heads[own_head_key(task, code)].state_dict().items():
+                state[f"heads.{task}.{name}"] = tensor
+        if code in self.lora:
+            state.update({f"lora.{k}": v for k, v in self.lora[code].state_dict().items()})
+        return {k: v.detach().to("cpu").clone() for k, v in state.items()}
+
+    def shared_state_dict(self) -> dict[str, torch.Tensor]:
+        """Learned tensors that every language uses: what a language file must have been trained against."""
+        return {k: v for k, v in self.learned_state_dict().items() if not is_language_owned(k)}
+
+    def load_language_state(self, code: str, state: dict[str, torch.Tensor], source: str = "language file") -> None:
+        """Install `language_state` output for `code`, a registry language whose row may be one past the table.
+
+        Everything is checked before anything changes; the language's previous own heads are replaced.
+        """
+        index = self.registry.lang_index(code)
+        row = state.get("embedding")
+        table = self.hypernet.embeddings.language.weight
+        if row is None or tuple(row.shape) != (table.shape[1],) or row.dtype != table.dtype:
+            got = "none" if row is None else f"{tuple(row.shape)} {row.dtype}"
+            raise CheckpointError(f"{source}: embedding row is {got}, expected ({table.shape[1]},) {table.dtype}")
+        if index > table.shape[0]:
+            raise CheckpointError(f"{source}: language {code!r} has row {index}, but the table has {table.shape[0]}")
+        unexpected = sorted(k for k in state if k != "embedding" and not k.startswith(("heads.", "lora.")))
+        if unexpected:
+            raise CheckpointError(f"{source}: unexpected tensors {', '.join(unexpected[:5])}")
+        heads: dict[str, TaggingHead] = {}
+        for task in sorted({k.split(".")[1] for k in state if k.startswith("heads.")}):
+            prefix = f"heads.{task}."
+            if task not in self.heads or "@" in task:
+                raise CheckpointError(f"{source}: a head for {task!r}, a tagging task this checkpoint does not have")
+            shared = self.heads[task]
+            tensors = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+            if any(v.dtype != shared.linear.weight.dtype for v in tensors.values()):
+                raise CheckpointError(f"{source}: head {task} is not {shared.linear.weight.dtype}")
+            labels = self.registry.labels(task, code)  # the shared labels plus the language's own extra ones
+            head = TaggingHead(shared.linear.in_features, len(labels), self.config.head_dropout)
+            try:  # strict: refuses missing, unexpected and mis-shaped tensors
+                head.load_state_dict(tensors)
+            except RuntimeError as exc:
+                raise CheckpointError(f"{source}: head {task} does not fit this checkpoint ({exc})") from None
+            heads[task] = head.to(self.device).train(self.training)
+        spec = self.registry.language(code).lora
+        lora_state = {k[len("lora."):]: v for k, v in state.items() if k.startswith("lora.")}
+        lora = None
+        if spec or lora_state:
+            if not spec:
+                raise CheckpointError(f"{source}: low-rank updates for {code!r} but no rank or targets recorded")
+            lora = LanguageLoRA(self.encoder, self.backbone.model_type, spec["rank"], spec["targets"], spec["alpha"])
+            try:
+                lora.load_state_dict(lora_state)
+            except RuntimeError as exc:
+                raise CheckpointError(f"{source}: low-rank updates do not fit this checkpoint ({exc})") from None
+        for key in [k for k in self.heads if k.endswith(f"@{code}")]:
+            del self.heads[key]
+        for task, head in heads.items():
+            self.heads[own_head_key(task, code)] = head
+        self.registry.language(code).own_heads = sorted(heads)
+        if code in self.lora:
+            del self.lora[code]
+        if lora is not None:
+            self._add_lora(code, spec)
+            self.lora[code].load_state_dict(lora.state_dict())
+        with self.hypernet.embeddings.language_row(index, row.to(self.device)):
+            pass  # written back into the table (appended when new)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from hxtool.atomic import atomic_folder
+from hxtool.store.atomic import atomic_folder
 from hxtool.errors import HxError
 from hxtool.training import distributed
 

@@ -23,7 +23,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from hxtool import __version__
-from hxtool.atomic import atomic_folder, recover_folder
+from hxtool.store.atomic import atomic_folder, recover_folder
 from hxtool.config import HyperConfig
 from hxtool.errors import CheckpointError
 from hxtool.registry import Registry
@@ -84,7 +84,7 @@ def checkpoint_lock(folder: Path, notify=None) -> Iterator[None]:
 
     folder = Path(folder).resolve()
     folder.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(folder.parent / f".{folder.name}.lock"))
+    lock = FileLock(str(folder.parent / f".{folder.name}.lock"))  # fcntl on POSIX, msvcrt on Windows
     try:
         lock.acquire(timeout=0)
     except Timeout:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hxtool.checkpoint import CheckpointMeta, read_checkpoint, save_checkpoint
+from hxtool.store.checkpoint import CheckpointMeta, read_checkpoint, save_checkpoint
 from hxtool.errors import CheckpointError
 from hxtool.model.backbone import load_backbone
 from hxtool.model.hyperx import HyperX
