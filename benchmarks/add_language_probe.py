@@ -28,12 +28,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.fewshot_curves import PROFILES, eval_data, hardware, hxtool_recipe  # noqa: E402
-from hxtool.add_language import add_language, initial_row  # noqa: E402
+from hxtool.workflows.add_language import add_language, initial_row  # noqa: E402
 from hxtool.config import MLM_TASK, TrainConfig  # noqa: E402
 from hxtool.data.corpus import corpus_info  # noqa: E402
 from hxtool.data.sources import MlmStream  # noqa: E402
-from hxtool.metrics import upos_accuracy  # noqa: E402
-from hxtool.pretrain import pretrain  # noqa: E402
+from hxtool.evaluation.metrics import upos_accuracy  # noqa: E402
+from hxtool.workflows.pretrain import pretrain  # noqa: E402
 from hxtool.store.session import load_model  # noqa: E402
 from hxtool.tagging import predict_tags  # noqa: E402
 

@@ -2,7 +2,7 @@
 
 Every system uses the same frozen-or-not base encoder (multilingual-e5-small by default), the same
 source data (UD POS train files of the source languages + their raw text), the same raw text per
-target, the same few-shot sentences (hxtool.fewshot.sample_indices(total, n, seed)) and the same
+target, the same few-shot sentences (hxtool.workflows.fewshot.sample_indices(total, n, seed)) and the same
 evaluation sentences. Compute is matched step for step:
 
   source stage     hxtool pretrain-mlm: S + A x len(sources) steps (POS and MLM batches, sampled)
@@ -56,8 +56,8 @@ from hxtool.config import (
     TrainConfig,
 )
 from hxtool.data.labelled import LabelledData, read_labelled
-from hxtool.fewshot import fewshot_steps, sample_indices
-from hxtool.metrics import upos_accuracy
+from hxtool.workflows.fewshot import fewshot_steps, sample_indices
+from hxtool.evaluation.metrics import upos_accuracy
 
 SYSTEMS = ("hxtool", "madx", "full_ft")
 # Extra score rows: hxtool at n=0 with the untrained mean row instead of the learned one; MAD-X at n=0
@@ -153,7 +153,7 @@ def eval_data(data_dir: Path, target: str, limit: int) -> LabelledData:
 
 
 def shots_for(pool: LabelledData, n: int, seed: int) -> LabelledData:
-    """The same n sentences for every system: hxtool.fewshot's own sampler."""
+    """The same n sentences for every system: hxtool.workflows.fewshot's own sampler."""
     return pool.subset(sample_indices(len(pool), n, seed))
 
 
@@ -208,7 +208,7 @@ def hxtool_recipe(profile: Profile, data_dir: Path) -> Recipe:
 
 def hxtool_system(tune: str) -> str:
     """The suite's name for hxtool with a few-shot tuning mode: `hxtool` for the default mode."""
-    from hxtool.fewshot import DEFAULT_TUNE
+    from hxtool.workflows.fewshot import DEFAULT_TUNE
 
     return "hxtool" if tune == DEFAULT_TUNE else "hxtool_" + tune.replace("+", "_")
 
@@ -240,9 +240,9 @@ def mean_row_predictions(model, target: str, sources: tuple[str, ...], words: li
 
 
 def run_hxtool(profile: Profile, data_dir: Path, rec: Recorder, work: Path, device: str = "cpu") -> None:
-    from hxtool.add_language import ADD_LANGUAGE_LR, add_language
-    from hxtool.fewshot import FEWSHOT_LR, LoraOptions, fewshot
-    from hxtool.pretrain import pretrain
+    from hxtool.workflows.add_language import ADD_LANGUAGE_LR, add_language
+    from hxtool.workflows.fewshot import FEWSHOT_LR, LoraOptions, fewshot
+    from hxtool.workflows.pretrain import pretrain
     from hxtool.store.session import load_model
     from hxtool.tagging import predict_tags
 

@@ -54,7 +54,7 @@ class Checkpoint:
                      max_length: int = 128, lr: float | None = None, init: str = "mean", seed: int = 1,
                      overwrite: bool = False, output: str | Path | None = None, quiet: bool = True):
         """`hxtool add-language`: learn `code`'s embedding from raw text; returns its AddLanguageReport."""
-        from hxtool.add_language import ADD_LANGUAGE_LR, add_language
+        from hxtool.workflows.add_language import ADD_LANGUAGE_LR, add_language
 
         config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr or ADD_LANGUAGE_LR, max_length=max_length,
                              decay=False, warmup=0.0, seed=seed)
@@ -72,7 +72,7 @@ class Checkpoint:
         """`hxtool fewshot`: tune on n sentences drawn from a labelled file; returns its FewshotReport."""
         from hxtool.data.labelled import read_labelled
         from hxtool.errors import HxError
-        from hxtool.fewshot import FEWSHOT_LR, fewshot, fewshot_steps
+        from hxtool.workflows.fewshot import FEWSHOT_LR, fewshot, fewshot_steps
 
         if epochs <= 0:
             raise HxError(f"epochs must be at least 1, got {epochs}")

@@ -112,7 +112,7 @@ def pretrain_mlm(
     import dataclasses
 
     from hxtool.config import load_recipe
-    from hxtool.pretrain import pretrain
+    from hxtool.workflows.pretrain import pretrain
     from hxtool.training.distributed import env_rank, teardown
 
     with user_errors():
@@ -190,7 +190,7 @@ def add_language_cmd(
 
     Example: hxtool add-language --code ug --corpus wiki_ug.txt
     """
-    from hxtool.add_language import ADD_LANGUAGE_LR, add_language
+    from hxtool.workflows.add_language import ADD_LANGUAGE_LR, add_language
     from hxtool.config import TrainConfig
     from hxtool.store.session import load_model
 
@@ -264,9 +264,9 @@ def fewshot(
     """
     from hxtool.config import TrainConfig
     from hxtool.data.labelled import read_labelled
-    from hxtool.datadir import data_dir as find_data_dir
-    from hxtool.datadir import task_file
-    from hxtool.fewshot import FEWSHOT_LR, TUNE_MODES, LoraOptions, fewshot as run_fewshot, fewshot_steps
+    from hxtool.data.datadir import data_dir as find_data_dir
+    from hxtool.data.datadir import task_file
+    from hxtool.workflows.fewshot import FEWSHOT_LR, TUNE_MODES, LoraOptions, fewshot as run_fewshot, fewshot_steps
     from hxtool.store.session import load_model, trained_pooling
 
     with user_errors():
@@ -494,7 +494,7 @@ def evaluate(
     Example: hxtool eval gold.conllu tagged.conllu --task pos
     """
     from hxtool.data.labelled import read_labelled
-    from hxtool.metrics import format_score_table
+    from hxtool.evaluation.metrics import format_score_table
     from hxtool.tagging import predict_tags, score_tags
     from hxtool.tasks import task_names
 
@@ -540,8 +540,8 @@ def quickstart(
 
     Example: hxtool quickstart   (or: hxtool quickstart --data-dir ../shared/data)
     """
-    from hxtool.datadir import data_dir as find_data_dir
-    from hxtool.quickstart import PACKAGED_DATA, run_quickstart
+    from hxtool.data.datadir import data_dir as find_data_dir
+    from hxtool.workflows.quickstart import PACKAGED_DATA, run_quickstart
 
     with user_errors():
         root = find_data_dir(data_dir)

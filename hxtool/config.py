@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hxtool.datadir import data_dir
+from hxtool.data.datadir import data_dir
 from hxtool.errors import HxError
 
 if sys.version_info >= (3, 11):

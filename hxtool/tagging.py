@@ -16,7 +16,7 @@ import torch
 from hxtool.data.align import Chunk, encode_sentences
 from hxtool.data.batches import TagBatch, collate_chunks
 from hxtool.errors import HxError
-from hxtool.metrics import Score
+from hxtool.evaluation.metrics import Score
 from hxtool.model.hyperx import HyperX
 
 # Padded pieces per forward pass. Sorted by length, batches of similar chunks waste little padding.

@@ -67,7 +67,7 @@ def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def pretrained(tmp_path_factory: pytest.TempPathFactory, tiny_bert: Path) -> Path:
     """A checkpoint pretrained on the tiny recipe (built once; copy it before changing it)."""
     from hxtool.config import load_recipe
-    from hxtool.pretrain import pretrain
+    from hxtool.workflows.pretrain import pretrain
 
     recipe = load_recipe(TINY_RECIPE)
     recipe.base_model = str(tiny_bert)

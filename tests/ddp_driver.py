@@ -9,7 +9,7 @@ from pathlib import Path
 
 from safetensors.torch import save_file
 
-import hxtool.pretrain as pretrain_module
+import hxtool.workflows.pretrain as pretrain_module
 from hxtool.cli import app
 from hxtool.training import distributed
 

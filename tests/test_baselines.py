@@ -9,7 +9,7 @@ import torch
 
 from hxtool.config import TrainConfig
 from hxtool.data.labelled import label_list, read_labelled
-from hxtool.fewshot import sample_indices
+from hxtool.workflows.fewshot import sample_indices
 from hxtool.model.backbone import load_backbone
 
 TINY = Path(__file__).resolve().parents[1] / "recipes" / "tiny"
@@ -139,11 +139,11 @@ def test_madx_swap_changes_only_the_language_adapter_in_the_stack(tiny_bert: Pat
 
 
 def test_hxtool_add_language_and_fewshot_leave_the_encoder_untouched(tiny_bert: Path, tmp_path: Path) -> None:
-    from hxtool.add_language import add_language
+    from hxtool.workflows.add_language import add_language
     from hxtool.config import load_recipe
-    from hxtool.fewshot import fewshot
+    from hxtool.workflows.fewshot import fewshot
     from hxtool.model.backbone import layernorm_parameters
-    from hxtool.pretrain import pretrain
+    from hxtool.workflows.pretrain import pretrain
     from hxtool.store.session import load_model
 
     # Its own short pretraining rather than conftest's session fixture: that one runs before this

@@ -69,7 +69,7 @@ def test_tuning_modes_are_systems_and_the_mean_row_is_a_diagnostic(curves, tmp_p
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ug |")]
     assert rows == ["| ug | hxtool | 70.00 | 75.00 |", "| ug | hxtool_lang_head_lora | 70.00 | 78.00 |",
                     "| ug | hxtool_meanrow | 69.00 | – |"]
-    from hxtool.fewshot import DEFAULT_TUNE
+    from hxtool.workflows.fewshot import DEFAULT_TUNE
 
     assert curves.hxtool_system(DEFAULT_TUNE) == "hxtool"
     other = "lang+head+lora" if DEFAULT_TUNE != "lang+head+lora" else "lang+head"

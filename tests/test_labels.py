@@ -15,7 +15,7 @@ from hxtool.cli import app
 from hxtool.config import TrainConfig
 from hxtool.data.labelled import read_labelled
 from hxtool.errors import DataError, HxError
-from hxtool.fewshot import fewshot
+from hxtool.workflows.fewshot import fewshot
 from hxtool.store.session import load_model
 from hxtool.tagging import predict_tags
 from hxtool.tasks.pos import UPOS_TAGS

@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from conftest import TINY_DATA
-from hxtool.add_language import add_language
+from hxtool.workflows.add_language import add_language
 from hxtool.config import TrainConfig
 from hxtool.data.labelled import read_labelled
 from hxtool.errors import HxError
-from hxtool.fewshot import LoraOptions, fewshot
+from hxtool.workflows.fewshot import LoraOptions, fewshot
 from hxtool.store.session import load_model
 from hxtool.tagging import predict_tags
 

@@ -1,4 +1,4 @@
-"""Tests for hxtool.metrics: hand-computed UPOS accuracy and strict IOB2 span F1, cross-checked with seqeval."""
+"""Tests for hxtool.evaluation.metrics: hand-computed UPOS accuracy and strict IOB2 span F1, cross-checked with seqeval."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from rich.console import Console
 from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
 from seqeval.scheme import IOB2
 
-from hxtool.metrics import LabelScore, Score, format_score_table, span_f1, upos_accuracy
+from hxtool.evaluation.metrics import LabelScore, Score, format_score_table, span_f1, upos_accuracy
 
 # --------------------------------------------------------------------------------------------
 # UPOS accuracy

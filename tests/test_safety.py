@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 
 from conftest import TINY_DATA, TINY_RECIPE
 from hxtool.config import load_recipe
-from hxtool.pretrain import pretrain
+from hxtool.workflows.pretrain import pretrain
 from hxtool.training.resume import STATE_JSON, resume_dir
 
 

@@ -9,9 +9,9 @@ import pytest
 from conftest import TINY_DATA, TINY_RECIPE
 from hxtool.config import LabelledSource, load_recipe
 from hxtool.data.conllu_io import read_conllu
-from hxtool.datadir import task_file
+from hxtool.data.datadir import task_file
 from hxtool.errors import HxError
-from hxtool.pretrain import pretrain
+from hxtool.workflows.pretrain import pretrain
 from hxtool.store.session import load_model
 from hxtool.tagging import score_tags, tag_file
 from hxtool.tasks import get_task, register, task_names, unregister

@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 
 from conftest import TINY_DATA, TINY_RECIPE
 from hxtool.config import TrainConfig, load_recipe
-from hxtool.pretrain import pretrain
+from hxtool.workflows.pretrain import pretrain
 from hxtool.training.resume import STATE_JSON, resume_dir
 from test_safety import interrupted_after_saving, same_weights, weights
 
@@ -42,7 +42,7 @@ def history(folder: Path) -> list[dict]:
 def weight_dependent_scores(monkeypatch: pytest.MonkeyPatch) -> None:
     """Dev scores that fall as training goes on but are a pure function of the weights (so a resumed run
     sees what a straight one saw): the best evaluation is the first, long before the interruption."""
-    import hxtool.pretrain as pretrain_module
+    import hxtool.workflows.pretrain as pretrain_module
 
     seen: dict[str, float] = {}
     real_predict = pretrain_module.predict_tags
@@ -82,7 +82,7 @@ def test_pretrain_resume_with_evaluation_keeps_scores_and_best_weights(tiny_bert
 
 def test_pretrain_restores_the_best_weights_not_the_last(tiny_bert: Path, tmp_path: Path, monkeypatch) -> None:
     """With a scripted dev score that peaks at the first evaluation, the saved weights are that step's."""
-    import hxtool.pretrain as pretrain_module
+    import hxtool.workflows.pretrain as pretrain_module
 
     seen: list[dict[str, torch.Tensor]] = []
     real_predict = pretrain_module.predict_tags
@@ -107,7 +107,7 @@ def test_pretrain_restores_the_best_weights_not_the_last(tiny_bert: Path, tmp_pa
 
 def test_fewshot_resume_matches_an_uninterrupted_run(checkpoint: Path, tmp_path: Path) -> None:
     from hxtool.data.labelled import read_labelled
-    from hxtool.fewshot import fewshot
+    from hxtool.workflows.fewshot import fewshot
     from hxtool.store.session import load_model
 
     pool = read_labelled("pos", TINY_DATA / "fo-pos-train.conllu")
@@ -157,8 +157,8 @@ def test_saved_state_restores_optimizer_and_every_generator(tmp_path: Path) -> N
 # --- row routing --------------------------------------------------------------------------------
 
 def test_language_row_commits_on_success_and_restores_on_error(checkpoint: Path, monkeypatch) -> None:
-    import hxtool.add_language as add_module
-    from hxtool.add_language import add_language
+    import hxtool.workflows.add_language as add_module
+    from hxtool.workflows.add_language import add_language
     from hxtool.store.session import load_model
 
     model, meta = load_model(checkpoint)

@@ -11,12 +11,12 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from conftest import TINY_DATA
-from hxtool.add_language import add_language
+from hxtool.workflows.add_language import add_language
 from hxtool.store.checkpoint import CONFIG_FILE, REGISTRY_FILE, WEIGHTS_FILE, file_sha256
 from hxtool.config import TrainConfig
 from hxtool.data.labelled import read_labelled
 from hxtool.errors import CheckpointError, HxError
-from hxtool.fewshot import fewshot
+from hxtool.workflows.fewshot import fewshot
 from hxtool.store.session import load_model, save_model
 from hxtool.tagging import predict_tags
 
@@ -146,7 +146,7 @@ def test_own_heads_go_when_a_language_is_added_anew(checkpoint: Path) -> None:
 
 
 def test_fewshot_sample_is_seeded_and_random(checkpoint: Path) -> None:
-    from hxtool.fewshot import sample_indices
+    from hxtool.workflows.fewshot import sample_indices
 
     assert sample_indices(60, 5, seed=1) == sample_indices(60, 5, seed=1)
     assert sample_indices(60, 5, seed=1) != sample_indices(60, 5, seed=2)

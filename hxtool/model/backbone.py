@@ -154,7 +154,7 @@ def _load_backbone(name_or_path: str, device: str | torch.device) -> Backbone:
     from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokenizer
 
     from hxtool.model.tiny import resolve_tiny
-    from hxtool.offline_base import offline_hint, resolve_base_model
+    from hxtool.model.offline_base import offline_hint, resolve_base_model
 
     path = resolve_tiny(resolve_base_model(name_or_path))
     local = Path(path).exists()
@@ -196,7 +196,7 @@ def _load_backbone(name_or_path: str, device: str | torch.device) -> Backbone:
     encoder.eval()
     for param in encoder.parameters():
         param.requires_grad_(False)
-    from hxtool.offline_base import read_source_info
+    from hxtool.model.offline_base import read_source_info
 
     built = read_source_info(path)  # a folder hxtool built records its own revision: no need to hash 0.5 GB
     revision = getattr(config, "_commit_hash", None) or (built or {}).get("revision")

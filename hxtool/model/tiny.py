@@ -92,7 +92,7 @@ def resolve_tiny(name: str) -> str:
         from hxtool.errors import HxError
 
         raise HxError(f"unknown tiny model {name!r}; choose from {', '.join(TINY_PREFIX + a for a in ARCHS)}")
-    from hxtool.offline_base import cache_root
+    from hxtool.model.offline_base import cache_root
 
     target = cache_root() / f"tiny-random-{arch}"
     if not (target / "config.json").is_file():

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hxtool.data.labelled import LabelledData
-from hxtool.metrics import Score
+from hxtool.evaluation.metrics import Score
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 from hxtool.data.conllu_io import COLUMNS, UPOS, column_values, read_conllu, set_column
 from hxtool.data.labelled import LabelledData
 from hxtool.errors import DataError
-from hxtool.metrics import Score, upos_accuracy
+from hxtool.evaluation.metrics import Score, upos_accuracy
 from hxtool.tasks.base import TaskType
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from hxtool.data.conllu_io import set_misc_ner
 from hxtool.data.labelled import LabelledData
-from hxtool.metrics import Score, span_f1
+from hxtool.evaluation.metrics import Score, span_f1
 from hxtool.tasks.base import TaskType
 
 IOB2 = re.compile(r"^(O|[BI]-\S+)$")

@@ -23,7 +23,7 @@ from hxtool.data.align import encode_sentences
 from hxtool.data.labelled import LabelledData, label_ids, new_labels
 from hxtool.data.sources import TaggingStream
 from hxtool.errors import HxError
-from hxtool.metrics import Score
+from hxtool.evaluation.metrics import Score
 from hxtool.model.hyperx import HyperX
 from hxtool.model.lora import check_targets
 from hxtool.store.session import save_model

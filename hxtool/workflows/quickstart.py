@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hxtool.config import HyperConfig, LabelledSource, MlmSource, Recipe, SIZES, TrainConfig
-from hxtool.datadir import raw_corpus, task_file
-from hxtool.offline_base import PYPI_E5
+from hxtool.data.datadir import raw_corpus, task_file
+from hxtool.model.offline_base import PYPI_E5
 
 SOURCE_POS = ("en", "tr", "zh")
 SOURCE_NER = ("en", "zh")
 TARGET = "ug"
-PACKAGED_DATA = Path(__file__).resolve().parent / "resources" / "quickstart"
+PACKAGED_DATA = Path(__file__).resolve().parents[1] / "resources" / "quickstart"
 MANIFEST = "quickstart.json"  # {"pos": [...], "ner": [...], "mlm": [...], "target": "ug"}
 
 
@@ -69,11 +69,11 @@ def quickstart_recipe(data: Path, base_model: str = PYPI_E5, steps: int = 300, s
 
 def run_quickstart(data: Path | None, folder: Path, device: str = "cpu", steps: int = 300, add_steps: int = 80,
                    n: int = 20, epochs: int = 50, base_model: str = PYPI_E5, quiet: bool = False) -> QuickstartReport:
-    from hxtool.add_language import ADD_LANGUAGE_LR, add_language
+    from hxtool.workflows.add_language import ADD_LANGUAGE_LR, add_language
     from hxtool.data.labelled import read_labelled
     from hxtool.store.atomic import atomic_write_text
-    from hxtool.fewshot import FEWSHOT_LR, fewshot, fewshot_steps
-    from hxtool.pretrain import pretrain
+    from hxtool.workflows.fewshot import FEWSHOT_LR, fewshot, fewshot_steps
+    from hxtool.workflows.pretrain import pretrain
     from hxtool.store.session import load_model
     from hxtool.tagging import tag_file
     from hxtool.tagging import score_tags

@@ -644,7 +644,7 @@ def _install(tmp: Path, dest: Path, force: bool, source: Path, version: str) -> 
             shutil.rmtree(old, ignore_errors=True)
 
 
-if __name__ == "__main__":  # python -m hxtool.offline_base [--force]: build (or locate) the folder
+if __name__ == "__main__":  # python -m hxtool.model.offline_base [--force]: build (or locate) the folder
     try:
         print(build_e5_folder(force="--force" in sys.argv[1:]))
     except HxError as err:
