@@ -27,8 +27,8 @@ out = Console()
 err = Console(stderr=True)
 STATE = {"debug": False}
 
-CHECKPOINT_HELP = "Checkpoint folder [default: $HXTOOL_CHECKPOINT, else ./hxtool-model]."
-DEVICE_HELP = "cpu or cuda [default: $HXTOOL_DEVICE, else cpu]."
+CHECKPOINT_HELP = "Checkpoint folder \\[default: $HXTOOL_CHECKPOINT, else ./hxtool-model]."
+DEVICE_HELP = "cpu or cuda \\[default: $HXTOOL_DEVICE, else cpu]."
 PRECISION_HELP = ("bf16, fp16 (CUDA only, with loss scaling) or fp32: the autocast precision of the forward pass "
                   "(default: bf16 on CUDA devices that support it, else fp32).")
 
@@ -91,7 +91,7 @@ def pretrain_mlm(
     base_model: Optional[str] = typer.Option(None, help="Override the recipe's base model: hub name, local "
                                              "folder, pypi:multilingual-e5-small or tiny-random:bert."),
     data_dir: Optional[Path] = typer.Option(None, help="Folder that relative data paths point into "
-                                            "[default: $HXTOOL_DATA, else the recipe's data_dir]."),
+                                            "\\[default: $HXTOOL_DATA, else the recipe's data_dir]."),
     steps: Optional[int] = typer.Option(None, help="Override train.steps."),
     batch_size: Optional[int] = typer.Option(None, help="Override train.batch_size: the GLOBAL batch; under "
                                              "torchrun each of N processes trains on 1/N of it."),
@@ -171,13 +171,13 @@ def add_language_cmd(
                                          "\\[default: text, else its only string column]."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help=CHECKPOINT_HELP),
     output: Optional[Path] = typer.Option(None, "--output", "-o",
-                                          help="Where to write the result [default: the checkpoint itself]."),
+                                          help="Where to write the result \\[default: the checkpoint itself]."),
     init: str = typer.Option("mean", help="Start from the mean of known languages, or from one language "
                              "(e.g. --init tr for a related language)."),
     steps: int = typer.Option(200, help="MLM steps; only the new 64-number embedding trains."),
     batch_size: int = typer.Option(16, help="Lines per batch."),
     max_length: int = typer.Option(128, help="Pieces per line, longer lines are cut."),
-    lr: Optional[float] = typer.Option(None, help="Learning rate (constant) [default: 2e-3]."),
+    lr: Optional[float] = typer.Option(None, help="Learning rate (constant) \\[default: 2e-3]."),
     precision: Optional[str] = typer.Option(None, help=PRECISION_HELP),
     seed: int = typer.Option(1),
     overwrite: bool = typer.Option(False, "--overwrite", help="Train a language that is already there anew."),
@@ -228,15 +228,15 @@ def fewshot(
     n: int = typer.Option(..., "--n", help="How many labelled sentences to draw (seeded) from --train."),
     train_file: Optional[Path] = typer.Option(None, "--train", help="Labelled file (or Hugging Face dataset: "
                                               "save_to_disk folder, hf:NAME[:CONFIG]) to draw from "
-                                              "[default: the train file of --data-dir]."),
+                                              "\\[default: the train file of --data-dir]."),
     eval_file: Optional[Path] = typer.Option(None, "--eval", help="Labelled file (or dataset, as --train) to "
-                                             "score before and after [default: the test file of --data-dir, if any]."),
+                                             "score before and after \\[default: the test file of --data-dir, if any]."),
     train_split: str = typer.Option("train", "--train-split", help=SPLIT_HELP.format(what="--train")),
     eval_split: str = typer.Option("test", "--eval-split", help=SPLIT_HELP.format(what="--eval")),
-    data_dir: Optional[Path] = typer.Option(None, help="Data folder like ../shared/data [default: $HXTOOL_DATA]."),
+    data_dir: Optional[Path] = typer.Option(None, help="Data folder like ../shared/data \\[default: $HXTOOL_DATA]."),
     epochs: int = typer.Option(50, help="Passes over the n sentences (constant learning rate)."),
     batch_size: int = typer.Option(16),
-    lr: Optional[float] = typer.Option(None, help="Learning rate of the language row [default: 5e-3]; heads "
+    lr: Optional[float] = typer.Option(None, help="Learning rate of the language row \\[default: 5e-3]; heads "
                                        "train at 5e-3 and, with --tune all, shared weights at 1e-4."),
     precision: Optional[str] = typer.Option(None, help=PRECISION_HELP),
     seed: int = typer.Option(1, help="Seeds both the sample of sentences and the training."),
@@ -252,7 +252,7 @@ def fewshot(
                                      "comma-separated: query, key, value, attn_out, ffn_in, ffn_out."),
     lora_lr: float = typer.Option(1e-3, help="Learning rate of the low-rank updates."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help=CHECKPOINT_HELP),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="[default: the checkpoint itself]"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="\\[default: the checkpoint itself]"),
     save_every: int = typer.Option(50, help="Save resumable state every N steps (0: never)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run of the same command."),
     device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
@@ -327,11 +327,11 @@ def tag(
     task: str = typer.Option(..., "--task", help="pos writes UPOS; ner writes NER=<tag> into MISC."),
     lang: str = typer.Option(..., "--lang", help="Language code the checkpoint knows."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help=CHECKPOINT_HELP),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output file [default: stdout]."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output file \\[default: stdout]."),
     fmt: str = typer.Option("conllu", "--format", help="conllu | text (one sentence a line, output CoNLL-U) | "
                             "tsv (token[<TAB>tag] lines, output with the predicted tag column)."),
     pooling: Optional[str] = typer.Option(None, help="first or mean subword of each word "
-                                          "[default: what the checkpoint was pretrained with]."),
+                                          "\\[default: what the checkpoint was pretrained with]."),
     max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="Padded subword pieces per forward pass: "
                                               "chunks are sorted by length and batched up to this budget "
                                               "\\[default: 8192 on a GPU, 2048 on CPU]."),

