@@ -213,15 +213,6 @@ def hxtool_system(tune: str) -> str:
     return "hxtool" if tune == DEFAULT_TUNE else "hxtool_" + tune.replace("+", "_")
 
 
-def language_tensors(model, lang: str) -> dict[str, torch.Tensor]:
-    """What the checkpoint stores for `lang` alone: its row, its own heads, its low-rank updates."""
-    state = model.learned_state_dict()
-    owned = {"row": model.hypernet.embeddings.language.weight[model.registry.lang_index(lang)]}
-    owned.update({k: v for k, v in state.items()
-                  if (k.startswith("heads.") and f"@{lang}." in k) or k.startswith(f"lora.{lang}.")})
-    return owned
-
-
 def mean_row_predictions(model, target: str, sources: tuple[str, ...], words: list[list[str]]) -> list[list[str]]:
     """Zero-shot with the untrained mean of the source languages' rows in the target's place: what
     add-language starts from, so the learned row must beat it."""
@@ -264,7 +255,7 @@ def run_hxtool(profile: Profile, data_dir: Path, rec: Recorder, work: Path, devi
         added = add_language(model, meta, target, data_dir / "raw" / f"{target}.txt", checkpoint, config, quiet=True)
         rec.stage("hxtool", f"add-language {target}", added.result.steps, time.perf_counter() - clock, 64,
                   added.result.first_loss, added.result.final_loss, head_looks_untrained=added.head_looks_untrained)
-        rec.run.cost.setdefault("hxtool", {})["bytes_zero_shot"] = disk_bytes(language_tensors(model, target))
+        rec.run.cost.setdefault("hxtool", {})["bytes_zero_shot"] = disk_bytes(model.language_state(target))
         rec.score("hxtool", target, 0, 0, test.tags, predict_tags(model, "pos", target, test.words))
         rec.score("hxtool_meanrow", target, 0, 0, test.tags,
                   mean_row_predictions(model, target, profile.sources, test.words))
@@ -282,7 +273,7 @@ def run_hxtool(profile: Profile, data_dir: Path, rec: Recorder, work: Path, devi
                     fewshot(model, meta, checkpoint, "pos", target, pool, None, n, config, tune=tune, quiet=True,
                             output=work / "fewshot-out", lora=lora)
                     seconds = time.perf_counter() - clock
-                    owned = language_tensors(model, target)
+                    owned = model.language_state(target)  # what the language alone stores
                     trainable = sum(v.numel() for v in owned.values()) if tune != "all" else \
                         sum(v.numel() for v in model.learned_state_dict().values())
                     rec.stage(system, f"fewshot {target} n={n} seed={seed}", config.steps, seconds, trainable)
