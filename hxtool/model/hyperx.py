@@ -51,10 +51,6 @@ class HyperX(AdaptedEncoder):
             task.name: TaggingHead(hidden, len(task.labels), config.head_dropout)
             for task in registry.tasks if not task.is_mlm
         })
-        for lang in registry.languages:
-            for task in lang.own_heads:
-                self.heads[own_head_key(task, lang.code)] = TaggingHead(
-                    hidden, len(registry.labels(task, lang.code)), config.head_dropout)
         eps = next((m.eps for m in self.encoder.modules() if isinstance(m, nn.LayerNorm)), 1e-12)
         self.mlm_head = MlmHead(hidden, backbone.input_embeddings.weight.shape[0], eps)
         if backbone.mlm_head_state is not None:
@@ -66,8 +62,7 @@ class HyperX(AdaptedEncoder):
         self.lora_context = LoraContext()
         self._lora_hooks: list = []
         for lang in registry.languages:
-            if lang.lora:
-                self._add_lora(lang.code, lang.lora)
+            self._build_owned(lang)
 
     @property
     def device(self) -> torch.device:
@@ -160,14 +155,19 @@ class HyperX(AdaptedEncoder):
             if self.registry.has_language(lang.code):
                 self.drop_own_heads(lang.code)
         self.registry.tasks, self.registry.languages = registry.tasks, registry.languages
-        hidden = self.backbone.hidden_size
         for lang in self.registry.languages:
-            for task in lang.own_heads:  # sized for the language's own labels; loaded just below
-                self.heads[own_head_key(task, lang.code)] = TaggingHead(
-                    hidden, len(self.registry.labels(task, lang.code)), self.config.head_dropout).to(self.device)
-            if lang.lora:
-                self._add_lora(lang.code, lang.lora)
+            self._build_owned(lang)  # shapes only: the tensors are loaded just below
         self.load_learned_state(snapshot["state"], source="snapshot")
+
+    def _build_owned(self, lang) -> None:
+        """Untrained modules of the shapes a language's registry entry records: its own heads (sized
+        for its own labels) and its low-rank updates. Loading the checkpoint's tensors fills them."""
+        for task in lang.own_heads:
+            self.heads[own_head_key(task, lang.code)] = TaggingHead(
+                self.backbone.hidden_size, len(self.registry.labels(task, lang.code)),
+                self.config.head_dropout).to(self.device)
+        if lang.lora:
+            self._add_lora(lang.code, lang.lora)
 
     def tag_logits(self, task: str, batch: TagBatch, adapters: AdapterWeights | None,
                    pooling: str = "first", lang: str | None = None) -> torch.Tensor:
