@@ -435,7 +435,7 @@ def export_language_cmd(
     output: Path = typer.Option(..., "--output", "-o", help="The .safetensors file to write."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help=CHECKPOINT_HELP),
 ) -> None:
-    """Write what a language owns (its embedding row, its own heads) and its provenance to one small file.
+    """Write what a language owns (its embedding row, its own heads and labels, its low-rank encoder updates) and its provenance to one small file.
 
     Example: hxtool export-language --lang fo --output fo.safetensors
     """
