@@ -8,7 +8,10 @@ batches with
                  on whitespace), through the POS adapters generated with the row: ties the row to what
                  tagging reads
   mlm+l2wW       plus W x ||row - mean row||^2 (keeps the row near the known languages)
-and score zero-shot again. Nothing is saved.
+and score zero-shot again. Nothing is saved. A variant may start elsewhere than the mean row:
+  pick[+...]     the source row whose MLM loss on the target's raw text is lowest (typology read off text)
+  mix[+...]      the source rows weighted by softmax(-MLM loss / 0.1)
+(`pick` and `mix` alone: no training, zero-shot from that start.)
 
   python benchmarks/add_language_objectives.py --checkpoint CK --targets mt,ug --variants meanrow,mlm,mlm+ent1
 """
@@ -59,17 +62,41 @@ def weights(variant: str) -> tuple[float, float]:
     return float(parts.get("ent", 0) or 0), float(parts.get("l2w", 0) or 0)
 
 
+@torch.no_grad()
+def start_row(model, variant: str, rows: torch.Tensor, mean: torch.Tensor, target: str, corpus: Path,
+              args: argparse.Namespace) -> tuple[torch.Tensor, list[float]]:
+    """The mean row, or (pick/mix) source rows chosen by their MLM loss on the same target batches."""
+    start = variant.split("+")[0]
+    if start not in ("pick", "mix"):
+        return mean, []
+    stream = iter(MlmStream(target, corpus, corpus_info(corpus).lines, model.backbone.tokenizer, args.batch_size,
+                            args.max_length, 0.15, args.seed + 1000))
+    batches = [next(stream) for _ in range(8)]
+    mlm_task = model.registry.task_index(MLM_TASK)
+    model.eval()
+    losses = []
+    for source in args.sources.split(","):
+        adapters = model.hypernet(mlm_task, model.registry.lang_index(source))
+        losses.append(float(sum(model.mlm_loss(b.to(model.device), adapters) for b in batches) / len(batches)))
+    loss = torch.tensor(losses)
+    if start == "pick":
+        return rows[int(loss.argmin())].clone(), losses
+    return (torch.softmax(-(loss - loss.min()) / 0.1, 0).to(rows) @ rows).clone(), losses
+
+
 def run(args: argparse.Namespace, target: str, variant: str) -> dict:
     torch.manual_seed(args.seed)
-    model, _ = load_model(args.checkpoint)
+    model, _ = load_model(args.checkpoint, args.device)
     emb = model.hypernet.embeddings
-    mean = emb.language.weight[[model.registry.lang_index(s) for s in args.sources.split(",")]].mean(0).detach()
+    rows = emb.language.weight[[model.registry.lang_index(s) for s in args.sources.split(",")]].detach()
+    mean = rows.mean(0)
     index = len(model.registry.languages)
     corpus = args.data_dir / "raw" / f"{target}.txt"
     clock = time.perf_counter()
-    with emb.language_row(index, mean) as row:
+    start, start_losses = start_row(model, variant, rows, mean, target, corpus, args)
+    with emb.language_row(index, start) as row:
         model.set_trainable("lang")
-        if variant != "meanrow":
+        if variant not in ("meanrow", "pick", "mix"):
             ent_w, l2_w = weights(variant)
             optimizer = torch.optim.AdamW([row], lr=args.lr, weight_decay=0.0)
             tokenizer = model.backbone.tokenizer
@@ -79,9 +106,9 @@ def run(args: argparse.Namespace, target: str, variant: str) -> dict:
             mlm_task, pos_task = model.registry.task_index(MLM_TASK), model.registry.task_index("pos")
             model.train()
             for _ in range(args.steps):
-                loss = model.mlm_loss(next(mlm), model.hypernet(mlm_task, index))
+                loss = model.mlm_loss(next(mlm).to(model.device), model.hypernet(mlm_task, index))
                 if ent_w:
-                    batch = next(words)
+                    batch = next(words).to(model.device)
                     log_p = F.log_softmax(model.tag_logits("pos", batch, model.hypernet(pos_task, index)), -1)
                     loss = loss + ent_w * (-(log_p.exp() * log_p).sum(-1))[batch.word_mask].mean()
                 if l2_w:
@@ -97,6 +124,7 @@ def run(args: argparse.Namespace, target: str, variant: str) -> dict:
     score = upos_accuracy(test.tags, predict_tags(model, "pos", target, test.words)).value
     return {"target": target, "variant": variant, "steps": args.steps, "lr": args.lr, "upos": round(100 * score, 2),
             "distance_from_mean": round(float((learned - mean).norm()), 3),
+            "start_mlm_losses": dict(zip(args.sources.split(","), [round(x, 3) for x in start_losses])),
             "seconds": round(time.perf_counter() - clock)}
 
 
@@ -112,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--device", default="cpu")
     parser.add_argument("--output", type=Path, help="append one JSON line per run here")
     args = parser.parse_args(argv)
     for target in args.targets.split(","):

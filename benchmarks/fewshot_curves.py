@@ -207,10 +207,39 @@ def hxtool_recipe(profile: Profile, data_dir: Path) -> Recipe:
 
 
 def hxtool_system(tune: str) -> str:
-    """The suite's name for hxtool with a few-shot tuning mode: `hxtool` for the default mode."""
+    """The suite's name for hxtool with a few-shot tuning mode (or variant): `hxtool` for the default mode."""
     from hxtool.workflows.fewshot import DEFAULT_TUNE
 
     return "hxtool" if tune == DEFAULT_TUNE else "hxtool_" + tune.replace("+", "_")
+
+
+@dataclass
+class Variant:
+    """One few-shot recipe of hxtool: a --tune mode plus its LoRA options, epochs and head rate."""
+
+    tune: str
+    lora: Any
+    epochs: int
+    head_lr: float
+
+
+def parse_variant(spec: str, profile: Profile) -> Variant:
+    """`MODE` or `MODE/key=value/...` with keys r (LoRA rank), t (LoRA targets, ':'-separated), lr (LoRA
+    rate), ep (few-shot epochs), hlr (head rate); the profile gives every value not named. Experiments
+    compare several recipes after one pretraining this way, e.g. `lang+head+lora/r=4/t=value:ffn_in:ffn_out`."""
+    from hxtool.workflows.fewshot import TUNE_MODES, LoraOptions
+
+    tune, *pairs = spec.split("/")
+    if tune not in TUNE_MODES:
+        raise SystemExit(f"unknown tuning mode {tune!r} in {spec!r} (known: {', '.join(TUNE_MODES)})")
+    given = dict(pair.split("=", 1) for pair in pairs)
+    unknown = set(given) - {"r", "t", "lr", "ep", "hlr"}
+    if unknown:
+        raise SystemExit(f"unknown key(s) {', '.join(sorted(unknown))} in {spec!r} (known: r, t, lr, ep, hlr)")
+    lora = LoraOptions(rank=int(given.get("r", profile.lora_rank)),
+                       targets=tuple(given["t"].split(":")) if "t" in given else tuple(profile.lora_targets),
+                       lr=float(given.get("lr", profile.lora_lr)))
+    return Variant(tune, lora, int(given.get("ep", profile.epochs)), float(given.get("hlr", profile.head_lr)))
 
 
 def mean_row_predictions(model, target: str, sources: tuple[str, ...], words: list[list[str]]) -> list[list[str]]:
@@ -232,7 +261,7 @@ def mean_row_predictions(model, target: str, sources: tuple[str, ...], words: li
 
 def run_hxtool(profile: Profile, data_dir: Path, rec: Recorder, work: Path, device: str = "cpu") -> None:
     from hxtool.workflows.add_language import ADD_LANGUAGE_LR, add_language
-    from hxtool.workflows.fewshot import FEWSHOT_LR, LoraOptions, fewshot
+    from hxtool.workflows.fewshot import FEWSHOT_LR, fewshot
     from hxtool.workflows.pretrain import pretrain
     from hxtool.store.session import load_model
     from hxtool.tagging import predict_tags
@@ -245,7 +274,6 @@ def run_hxtool(profile: Profile, data_dir: Path, rec: Recorder, work: Path, devi
               report.result.first_loss, report.result.final_loss, loss_per_pair=losses,
               steps_per_pair={f"{t}/{lang}": v for (t, lang), v in report.result.steps_per_pair.items()})
     model, meta = load_model(checkpoint, device)
-    lora = LoraOptions(rank=profile.lora_rank, targets=tuple(profile.lora_targets), lr=profile.lora_lr)
     for target in profile.targets:
         test = eval_data(data_dir, target, profile.eval_limit)
         pool = read_labelled("pos", data_dir / TARGETS[target][1])
@@ -268,13 +296,15 @@ def run_hxtool(profile: Profile, data_dir: Path, rec: Recorder, work: Path, devi
             for seed in profile.seeds:
                 for n in (n for n in profile.shots if n > 0):
                     model.restore(snapshot)
-                    config = tune_config(profile, n, seed, FEWSHOT_LR)
+                    variant = parse_variant(tune, profile)
+                    config = tune_config(dataclasses.replace(profile, epochs=variant.epochs, head_lr=variant.head_lr),
+                                         n, seed, FEWSHOT_LR)
                     clock = time.perf_counter()
-                    fewshot(model, meta, checkpoint, "pos", target, pool, None, n, config, tune=tune, quiet=True,
-                            output=work / "fewshot-out", lora=lora)
+                    fewshot(model, meta, checkpoint, "pos", target, pool, None, n, config, tune=variant.tune,
+                            quiet=True, output=work / "fewshot-out", lora=variant.lora)
                     seconds = time.perf_counter() - clock
                     owned = model.language_state(target)  # what the language alone stores
-                    trainable = sum(v.numel() for v in owned.values()) if tune != "all" else \
+                    trainable = sum(v.numel() for v in owned.values()) if variant.tune != "all" else \
                         sum(v.numel() for v in model.learned_state_dict().values())
                     rec.stage(system, f"fewshot {target} n={n} seed={seed}", config.steps, seconds, trainable)
                     rec.run.cost.setdefault(system, {})["bytes_tuned"] = disk_bytes(owned)
@@ -444,7 +474,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, help="override few-shot epochs")
     parser.add_argument("--eval-limit", type=int, help="score only the first k test sentences (0: all)")
     parser.add_argument("--tune-modes", help="hxtool few-shot tuning modes, each its own system (comma-separated; "
-                        "default lang+head,lang+head+lora)")
+                        "default lang+head,lang+head+lora); a mode may carry its own options, "
+                        "e.g. lang+head+lora/r=4/t=value:ffn_in:ffn_out/lr=2e-3/ep=40/hlr=1e-2")
     parser.add_argument("--lora-rank", type=int, help="rank of the lang+head+lora updates")
     parser.add_argument("--lora-targets", help="their encoder layers (comma-separated, e.g. query,value)")
     parser.add_argument("--lora-lr", type=float, help="their learning rate")
@@ -468,6 +499,8 @@ def main(argv: list[str] | None = None) -> int:
                  "lora_targets": tuple(args.lora_targets.split(",")) if args.lora_targets else None}
     profile = dataclasses.replace(profile, **{k: v for k, v in overrides.items() if v is not None})
     systems = [s for s in args.systems.split(",") if s]
+    for spec in profile.tune_modes:
+        parse_variant(spec, profile)  # a typo fails now, not after the pretraining
     unknown = set(systems) - set(SYSTEMS) or set(profile.targets) - set(TARGETS)
     if unknown:
         parser.error(f"unknown: {', '.join(sorted(unknown))}")

@@ -245,9 +245,9 @@ def fewshot(
     tune: str = typer.Option("lang+head", help="lang+head: this language's embedding and its own copy of the "
                              "task head; lang: the embedding alone; lang+head+lora: also the language's own "
                              "low-rank updates of the encoder's weights (see --lora-*) (these three leave every "
-                             "other language untouched); all: also the shared weights, so --output must be a "
-                             "new folder."),
-    lora_rank: int = typer.Option(8, help="Rank of the low-rank updates (--tune lang+head+lora)."),
+                             "other language untouched); auto: lang+head below 20 sentences, lang+head+lora "
+                             "from 20 on; all: also the shared weights, so --output must be a new folder."),
+    lora_rank: int = typer.Option(8, help="Rank of the low-rank updates (--tune lang+head+lora, or auto)."),
     lora_targets: str = typer.Option("query,value", help="Encoder linear layers that get low-rank updates, "
                                      "comma-separated: query, key, value, attn_out, ffn_in, ffn_out."),
     lora_lr: float = typer.Option(1e-3, help="Learning rate of the low-rank updates."),
@@ -305,7 +305,8 @@ def fewshot(
         err.print(f"{lang}'s own {task} head learns {len(report.added_labels)} label(s) the checkpoint's task "
                   f"lacked: {', '.join(report.added_labels)} (other languages unchanged; --strict-labels refuses)",
                   soft_wrap=True, highlight=False)
-    table = Table(title=f"fewshot {task}/{lang}: n={n}, {report.steps} steps, tune={tune}")
+    shown = report.tune if report.tune == tune else f"{tune} -> {report.tune}"
+    table = Table(title=f"fewshot {task}/{lang}: n={n}, {report.steps} steps, tune={shown}")
     table.add_column("")
     table.add_column("before", justify="right")
     table.add_column("after", justify="right")

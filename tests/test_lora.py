@@ -120,3 +120,20 @@ def test_a_tuned_language_adds_under_a_megabyte_at_e5_size() -> None:
     lora = LanguageLoRA(encoder, "bert", options.rank, list(options.targets), options.alpha)
     numbers = sum(p.numel() for p in lora.parameters()) + 64 + (384 + 1) * 17  # + row + a 17-label head
     assert numbers * 4 <= 1_000_000, numbers
+
+
+def test_auto_tune_adds_low_rank_updates_only_from_twenty_sentences(checkpoint: Path, tmp_path: Path) -> None:
+    from hxtool.workflows.fewshot import AUTO_LORA_FROM, resolve_tune
+
+    assert [resolve_tune("auto", n) for n in (1, AUTO_LORA_FROM - 1, AUTO_LORA_FROM, 50)] == \
+        ["lang+head", "lang+head", "lang+head+lora", "lang+head+lora"]
+    assert resolve_tune("lang", 50) == "lang"
+    model, meta = load_model(checkpoint)
+    train = read_labelled("pos", TINY_DATA / "tr-pos-train.conllu")
+    few = fewshot(model, meta, checkpoint, "pos", "tr", train, None, 4, fewshot_config(2), tune="auto", quiet=True,
+                  output=tmp_path / "few")
+    assert few.tune == "lang+head" and "tr" not in model.lora
+    assert model.registry.language("tr").fewshot[-1]["tune"] == "lang+head"
+    many = fewshot(model, meta, checkpoint, "pos", "tr", train, None, AUTO_LORA_FROM, fewshot_config(2),
+                   tune="auto", quiet=True, output=tmp_path / "many")
+    assert many.tune == "lang+head+lora" and "tr" in model.lora

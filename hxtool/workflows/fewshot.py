@@ -32,8 +32,11 @@ from hxtool.training.loop import Resumable, param_groups, train
 from hxtool.training.objectives import hyperx_loss
 from hxtool.training.resume import discard_state, resume_dir
 
-TUNE_MODES = ("lang", "lang+head", "lang+head+lora", "all")
+TUNE_MODES = ("lang", "lang+head", "lang+head+lora", "all", "auto")
 DEFAULT_TUNE = "lang+head"
+# --tune auto: the row and a head copy below this many sentences, plus low-rank encoder updates from it
+# on (measured: the updates lose at n = 5 and win at n = 50; BENCHMARKS.md, issue 10's log).
+AUTO_LORA_FROM = 20
 # Constant learning rates: one embedding row needs a larger step than shared weights.
 FEWSHOT_LR = 5e-3  # the language row's rate
 ALL_SHARED_LR = 1e-4  # hypernetwork and LayerNorms with --tune all
@@ -49,6 +52,13 @@ class LoraOptions:
     lr: float = 1e-3
 
 
+def resolve_tune(tune: str, n: int) -> str:
+    """The mode `tune` means for n sentences: `auto` picks by n, every other mode is itself."""
+    if tune == "auto":
+        return "lang+head+lora" if n >= AUTO_LORA_FROM else "lang+head"
+    return tune
+
+
 @dataclass
 class FewshotReport:
     n: int
@@ -57,6 +67,7 @@ class FewshotReport:
     after: Score | None
     steps: int
     output: Path
+    tune: str = DEFAULT_TUNE  # the mode that ran (`auto` resolved)
     added_labels: list[str] = dataclasses.field(default_factory=list)  # labels the language's head gained
     meta: CheckpointMeta | None = None  # what was saved: pass it on to a next command in the same process
 
@@ -80,6 +91,7 @@ def fewshot(model: HyperX, meta: CheckpointMeta, checkpoint: Path, task: str, la
     `tune="lang+head+lora"` the language also gets its own low-rank encoder updates (`lora`)."""
     if tune not in TUNE_MODES:
         raise HxError(f"--tune must be one of {', '.join(TUNE_MODES)}, got {tune!r}")
+    tune = resolve_tune(tune, n)
     registry = model.registry
     labels = registry.labels(task, lang)
     lang_index = registry.lang_index(lang)
@@ -154,7 +166,7 @@ def fewshot(model: HyperX, meta: CheckpointMeta, checkpoint: Path, task: str, la
              "before": before.value if before else None, "after": after.value if after else None}
     saved = save_model(model, meta, output, event, world_size=result.world_size, precision=result.precision)
     discard_state(output)
-    return FewshotReport(n, indices, before, after, steps, output, added, saved)
+    return FewshotReport(n, indices, before, after, steps, output, tune, added, saved)
 
 
 def fewshot_steps(n: int, batch_size: int, epochs: int) -> int:
