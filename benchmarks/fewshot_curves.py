@@ -213,9 +213,10 @@ def hxtool_system(tune: str) -> str:
     return "hxtool" if tune == DEFAULT_TUNE else "hxtool_" + tune.replace("+", "_")
 
 
-def mean_row_predictions(model, target: str, sources: tuple[str, ...], words: list[list[str]]) -> list[list[str]]:
+def mean_row_predictions(model, target: str, sources: tuple[str, ...], words: list[list[str]],
+                         task: str = "pos") -> list[list[str]]:
     """Zero-shot with the untrained mean of the source languages' rows in the target's place: what
-    add-language starts from, so the learned row must beat it."""
+    add-language starts from, so the learned row must beat it. (One source: that language's row.)"""
     from hxtool.tagging import predict_tags
 
     table = model.hypernet.embeddings.language.weight
@@ -224,7 +225,7 @@ def mean_row_predictions(model, target: str, sources: tuple[str, ...], words: li
     with torch.no_grad():
         table[index] = table[[model.registry.lang_index(s) for s in sources]].mean(0)
     try:
-        return predict_tags(model, "pos", target, words)
+        return predict_tags(model, task, target, words)
     finally:
         with torch.no_grad():
             table[index] = learned
