@@ -242,9 +242,10 @@ def parse_variant(spec: str, profile: Profile) -> Variant:
     return Variant(tune, lora, int(given.get("ep", profile.epochs)), float(given.get("hlr", profile.head_lr)))
 
 
-def mean_row_predictions(model, target: str, sources: tuple[str, ...], words: list[list[str]]) -> list[list[str]]:
+def mean_row_predictions(model, target: str, sources: tuple[str, ...], words: list[list[str]],
+                         task: str = "pos") -> list[list[str]]:
     """Zero-shot with the untrained mean of the source languages' rows in the target's place: what
-    add-language starts from, so the learned row must beat it."""
+    add-language starts from, so the learned row must beat it. (One source: that language's row.)"""
     from hxtool.tagging import predict_tags
 
     table = model.hypernet.embeddings.language.weight
@@ -253,7 +254,7 @@ def mean_row_predictions(model, target: str, sources: tuple[str, ...], words: li
     with torch.no_grad():
         table[index] = table[[model.registry.lang_index(s) for s in sources]].mean(0)
     try:
-        return predict_tags(model, "pos", target, words)
+        return predict_tags(model, task, target, words)
     finally:
         with torch.no_grad():
             table[index] = learned
