@@ -68,7 +68,7 @@ class Checkpoint:
 
     def fewshot(self, task: str, lang: str, train: str | Path, n: int, *, eval: str | Path | None = None,
                 epochs: int = 50, batch_size: int = 16, lr: float | None = None, seed: int = 1,
-                tune: str = "lang+head", output: str | Path | None = None, quiet: bool = True):
+                tune: str = "auto", output: str | Path | None = None, quiet: bool = True):
         """`hxtool fewshot`: tune on n sentences drawn from a labelled file; returns its FewshotReport."""
         from hxtool.data.labelled import read_labelled
         from hxtool.errors import HxError

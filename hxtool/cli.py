@@ -242,11 +242,11 @@ def fewshot(
     seed: int = typer.Option(1, help="Seeds both the sample of sentences and the training."),
     strict_labels: bool = typer.Option(False, "--strict-labels", help="Refuse labels the checkpoint's task "
                                        "lacks, instead of adding them to this language's own head."),
-    tune: str = typer.Option("lang+head", help="lang+head: this language's embedding and its own copy of the "
-                             "task head; lang: the embedding alone; lang+head+lora: also the language's own "
-                             "low-rank updates of the encoder's weights (see --lora-*) (these three leave every "
-                             "other language untouched); auto: lang+head below 20 sentences, lang+head+lora "
-                             "from 20 on; all: also the shared weights, so --output must be a new folder."),
+    tune: str = typer.Option("auto", help="auto: lang+head below 20 sentences, lang+head+lora from 20 on; "
+                             "lang+head: this language's embedding and its own copy of the task head; lang: the "
+                             "embedding alone; lang+head+lora: also the language's own low-rank updates of the "
+                             "encoder's weights (see --lora-*) (these four leave every other language "
+                             "untouched); all: also the shared weights, so --output must be a new folder."),
     lora_rank: int = typer.Option(8, help="Rank of the low-rank updates (--tune lang+head+lora, or auto)."),
     lora_targets: str = typer.Option("query,value", help="Encoder linear layers that get low-rank updates, "
                                      "comma-separated: query, key, value, attn_out, ffn_in, ffn_out."),
