@@ -249,7 +249,8 @@ def fewshot(
                              "untouched); all: also the shared weights, so --output must be a new folder."),
     lora_rank: int = typer.Option(8, help="Rank of the low-rank updates (--tune lang+head+lora, or auto)."),
     lora_targets: str = typer.Option("query,value", help="Encoder linear layers that get low-rank updates, "
-                                     "comma-separated: query, key, value, attn_out, ffn_in, ffn_out."),
+                                     "comma-separated: query, key, value, attn_out, ffn_in, ffn_out; "
+                                     "attn_norm, ffn_norm shift the LayerNorms' gain and bias instead."),
     lora_lr: float = typer.Option(1e-3, help="Learning rate of the low-rank updates."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help=CHECKPOINT_HELP),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="\\[default: the checkpoint itself]"),

@@ -29,7 +29,7 @@ def test_a_fresh_low_rank_update_changes_nothing(checkpoint: Path) -> None:
     model, _ = load_model(checkpoint)
     before = predict_tags(model, "pos", "tr", words("tr"))
     states = model.encode(*_ids(model), model.adapters("pos", "tr"))
-    model.own_lora("tr", 4, ["query", "value", "ffn_out"], 8.0)
+    model.own_lora("tr", 4, ["query", "value", "ffn_out", "attn_norm", "ffn_norm"], 8.0)
     with model.language_updates("tr"):
         assert torch.equal(model.encode(*_ids(model), model.adapters("pos", "tr")), states)
     assert predict_tags(model, "pos", "tr", words("tr")) == before
@@ -46,7 +46,7 @@ def test_lora_fewshot_changes_only_the_tuned_language(checkpoint: Path) -> None:
     dev = read_labelled("pos", TINY_DATA / "tr-pos-dev.conllu")
     en_before = predict_tags(model, "pos", "en", words("en"))
     state_before = {k: v.clone() for k, v in model.learned_state_dict().items()}
-    options = LoraOptions(rank=2, targets=("query", "value", "ffn_out"), lr=5e-2)
+    options = LoraOptions(rank=2, targets=("query", "value", "ffn_out", "ffn_norm"), lr=5e-2)
     fewshot(model, meta, checkpoint, "pos", "tr", train, dev, 8, fewshot_config(), tune="lang+head+lora",
             quiet=True, lora=options)
     tr_after = predict_tags(model, "pos", "tr", words("tr"))
@@ -58,10 +58,12 @@ def test_lora_fewshot_changes_only_the_tuned_language(checkpoint: Path) -> None:
     layers = reloaded.backbone.num_layers
     assert added == sorted(["heads.pos@tr.linear.bias", "heads.pos@tr.linear.weight"]
                            + [f"lora.tr.updates.{i}_{t}.{m}" for i in range(layers)
-                              for t in ("query", "value", "ffn_out") for m in "AB"])
-    # The updates learned something (B left zero) and travel with the checkpoint.
+                              for t in ("query", "value", "ffn_out") for m in "AB"]
+                           + [f"lora.tr.updates.{i}_ffn_norm.{m}" for i in range(layers) for m in ("dw", "db")])
+    # The updates learned something (B and the norm shifts left zero) and travel with the checkpoint.
     assert any(state_after[k].abs().sum() > 0 for k in added if k.endswith(".B"))
-    assert reloaded.registry.language("tr").lora == {"rank": 2, "targets": ["query", "value", "ffn_out"],
+    assert any(state_after[k].abs().sum() > 0 for k in added if k.endswith((".dw", ".db")))
+    assert reloaded.registry.language("tr").lora == {"rank": 2, "targets": ["query", "value", "ffn_out", "ffn_norm"],
                                                      "alpha": 16.0}
     assert predict_tags(reloaded, "pos", "tr", words("tr")) == tr_after
     assert predict_tags(reloaded, "pos", "en", words("en")) == en_before

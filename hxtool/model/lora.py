@@ -1,5 +1,8 @@
 """Per-language low-rank updates of the frozen encoder's own linear layers (LoRA), applied by hooks.
 
+Two more targets, `attn_norm` and `ffn_norm`, give the language its own shift of each layer's LayerNorm
+gain and bias (2 x hidden numbers a norm): full fine-tuning moves those too, and they cost little.
+
 Generated adapters only add a bottleneck after each feed-forward block; full fine-tuning wins at 20+
 labelled sentences because it changes the encoder itself. A language's `LanguageLoRA` adds
 ``scale * (x @ A) @ B`` to the output of chosen linear layers (attention projections, feed-forward) in
@@ -23,11 +26,14 @@ from torch import nn
 LORA_MODULES: dict[str, dict[str, str]] = {
     **{model_type: {"query": "attention.self.query", "key": "attention.self.key",
                     "value": "attention.self.value", "attn_out": "attention.output.dense",
-                    "ffn_in": "intermediate.dense", "ffn_out": "output.dense"}
+                    "ffn_in": "intermediate.dense", "ffn_out": "output.dense",
+                    "attn_norm": "attention.output.LayerNorm", "ffn_norm": "output.LayerNorm"}
        for model_type in ("bert", "roberta", "xlm-roberta", "electra")},
     "distilbert": {"query": "attention.q_lin", "key": "attention.k_lin", "value": "attention.v_lin",
-                   "attn_out": "attention.out_lin", "ffn_in": "ffn.lin1", "ffn_out": "ffn.lin2"},
+                   "attn_out": "attention.out_lin", "ffn_in": "ffn.lin1", "ffn_out": "ffn.lin2",
+                   "attn_norm": "sa_layer_norm", "ffn_norm": "output_layer_norm"},
 }
+NORM_TARGETS = ("attn_norm", "ffn_norm")
 LAYERS_PATH = {"distilbert": "transformer.layer"}  # others: encoder.layer
 DEFAULT_TARGETS = ("query", "value")
 DEFAULT_RANK = 8
@@ -43,8 +49,8 @@ def check_targets(targets: list[str] | tuple[str, ...]) -> list[str]:
     return list(targets)
 
 
-def target_linears(encoder: nn.Module, model_type: str, target: str) -> list[nn.Linear]:
-    """The `target` linear module of every layer, in layer order."""
+def target_linears(encoder: nn.Module, model_type: str, target: str) -> list[nn.Module]:
+    """The `target` module of every layer (a Linear, or a LayerNorm for the norm targets), in layer order."""
     layers = encoder.get_submodule(LAYERS_PATH.get(model_type, "encoder.layer"))
     return [layer.get_submodule(LORA_MODULES[model_type][target]) for layer in layers]
 
@@ -63,6 +69,20 @@ class LowRankUpdate(nn.Module):
         return torch.matmul(torch.matmul(x, self.A), self.B) * self.scale
 
 
+class NormShift(nn.Module):
+    """A LayerNorm's own gain and bias shifted for one language: adds x_hat * dw + db to its output.
+    Both start at zero, so a fresh shift changes nothing."""
+
+    def __init__(self, norm: nn.LayerNorm) -> None:
+        super().__init__()
+        self.shape, self.eps = tuple(norm.normalized_shape), norm.eps
+        self.dw = nn.Parameter(torch.zeros(self.shape))
+        self.db = nn.Parameter(torch.zeros(self.shape))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.layer_norm(x, self.shape, None, None, self.eps) * self.dw + self.db
+
+
 class LanguageLoRA(nn.Module):
     """One language's low-rank updates: `updates["<layer>_<target>"]`."""
 
@@ -71,9 +91,9 @@ class LanguageLoRA(nn.Module):
         self.rank, self.targets, self.alpha = rank, list(targets), alpha
         self.updates = nn.ModuleDict()
         for target in self.targets:
-            for layer, linear in enumerate(target_linears(encoder, model_type, target)):
-                self.updates[f"{layer}_{target}"] = LowRankUpdate(linear.in_features, linear.out_features,
-                                                                  rank, alpha)
+            for layer, module in enumerate(target_linears(encoder, model_type, target)):
+                self.updates[f"{layer}_{target}"] = NormShift(module) if target in NORM_TARGETS else \
+                    LowRankUpdate(module.in_features, module.out_features, rank, alpha)
 
     def spec(self) -> dict:
         """What the registry records, enough to rebuild the shapes before loading the tensors."""
@@ -96,7 +116,7 @@ class LoraContext:
 
 
 def attach_lora(encoder: nn.Module, model_type: str, context: LoraContext) -> list:
-    """One forward hook per (layer, target) linear; it adds the active language's update, if it has one."""
+    """One forward hook per (layer, target) module; it adds the active language's update, if it has one."""
 
     def make_hook(key: str):
         def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor | None:
