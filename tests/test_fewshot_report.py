@@ -90,3 +90,43 @@ def test_mean_row_scoring_puts_the_learned_row_back(curves, checkpoint):
     # The "mean" of en's row alone is en's row: tr then tags exactly as en does (same adapters, shared head).
     assert curves.mean_row_predictions(model, "tr", ("en",), words) == predict_tags(model, "pos", "en", words)
     assert torch.equal(table, before) and predict_tags(model, "pos", "tr", words) == learned
+
+
+SUITE_LAYOUT = {"ud/en_ewt/train.conllu": "en-pos-train.conllu", "ud/tr_imst/train.conllu": "tr-pos-train.conllu",
+                "ud/ug_udt/train.conllu": "fo-pos-train.conllu", "ud/ug_udt/test.conllu": "fo-pos-test.conllu",
+                "raw/en.txt": "en-raw.txt", "raw/tr.txt": "tr-raw.txt", "raw/ug.txt": "fo-raw.txt"}
+
+
+def test_auto_is_scored_from_the_runs_of_the_modes_it_picks(curves, tmp_path):
+    """`auto` at n < 20 is lang+head and at n >= 20 lang+head+lora: the suite runs each recipe once and
+    records the copy under every system that asks for it; variants carry their own LoRA options."""
+    import shutil
+
+    import torch
+
+    data = tmp_path / "data"
+    for dest, source in SUITE_LAYOUT.items():
+        (data / dest).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO / "recipes" / "tiny" / source, data / dest)
+    out = tmp_path / "run.json"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert curves.main(["--quick", "--systems", "hxtool", "--data-dir", str(data), "--base-model",
+                            "tiny-random:xlm-roberta", "--source-steps", "4", "--lang-steps", "2", "--epochs", "1",
+                            "--shots", "0,5,20", "--eval-limit", "8", "--output", str(out), "--tune-modes",
+                            "auto,lang+head,lang+head+lora,lang+head+lora/r=2/t=value:ffn_norm"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    run = json.loads(out.read_text())
+    rows = {(r["system"], r["n"]): r for r in run["scores"] if r["n"] > 0}
+    assert rows[("hxtool_lang_head", 5)]["same_run_as"] == "hxtool"
+    assert rows[("hxtool_lang_head_lora", 20)]["same_run_as"] == "hxtool"
+    for n in (5, 20):
+        assert "same_run_as" not in rows[("hxtool", n)]
+        assert "same_run_as" not in rows[("hxtool_lang_head_lora/r=2/t=value:ffn_norm", n)]
+    assert "same_run_as" not in rows[("hxtool_lang_head", 20)] and "same_run_as" not in rows[("hxtool_lang_head_lora", 5)]
+    assert rows[("hxtool", 5)]["tune"] == "lang+head" and rows[("hxtool", 20)]["tune"] == "lang+head+lora"
+    # One few-shot stage per distinct run: 2 (auto) + 1 (lang+head at 20) + 1 (lora at 5) + 2 (the variant).
+    assert len([s for s in run["stages"] if s["stage"].startswith("fewshot")]) == 6
+    assert run["cost"]["hxtool"]["bytes_tuned"] > run["cost"]["hxtool_lang_head"]["bytes_tuned"]
