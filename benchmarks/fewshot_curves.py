@@ -60,6 +60,7 @@ from hxtool.workflows.fewshot import fewshot_steps, sample_indices
 from hxtool.evaluation.metrics import upos_accuracy
 
 SYSTEMS = ("hxtool", "madx", "full_ft")
+HXTOOL_ONLY = ("tune_modes", "lora_rank", "lora_targets", "lora_lr")  # profile fields no baseline reads
 # Extra score rows: hxtool at n=0 with the untrained mean row instead of the learned one; MAD-X at n=0
 # keeping a source language adapter.
 DIAGNOSTICS = ("hxtool_meanrow", "madx_no_swap")
@@ -570,11 +571,17 @@ def plot(path: Path) -> None:
 def report(paths: list[Path], output: Path | None) -> int:
     """Merge result files of runs with one profile (say one per system) into one, and print its tables."""
     runs = [json.loads(path.read_text()) for path in paths]
-    profiles = {json.dumps(r["profile"], sort_keys=True) for r in runs}
+    # The few-shot tuning options touch hxtool alone: a baseline's file may predate them or differ in them.
+    shared = lambda profile: {k: v for k, v in profile.items() if k not in HXTOOL_ONLY}
+    profiles = {json.dumps(shared(r["profile"]), sort_keys=True) for r in runs}
     if len(profiles) > 1:
         raise SystemExit("these result files come from different profiles; merging them would mix setups")
-    merged = Run(profile=runs[0]["profile"], meta={**runs[0]["meta"], "merged_from": [str(p) for p in paths],
-                                                   "seconds": {}})
+    hxtool_runs = [r for r in runs if any(row["system"].startswith("hxtool") for row in r["scores"])]
+    if len({json.dumps({k: r["profile"].get(k) for k in HXTOOL_ONLY}, sort_keys=True) for r in hxtool_runs}) > 1:
+        raise SystemExit("these hxtool result files come from different tuning options; merging them would mix setups")
+    first = (hxtool_runs or runs)[0]
+    merged = Run(profile=first["profile"], meta={**first["meta"], "merged_from": [str(p) for p in paths],
+                                                 "seconds": {}})
     for r in runs:
         merged.scores += r["scores"]
         merged.stages += r["stages"]

@@ -61,6 +61,24 @@ def test_report_refuses_runs_of_different_profiles(curves, tmp_path):
     assert not (tmp_path / "merged.json").exists()
 
 
+def test_report_merges_baselines_that_predate_the_tuning_options(curves, tmp_path):
+    """A baseline's file without hxtool's tuning fields (or with others) merges; two hxtool files with
+    different tuning options do not."""
+    hx = write_run(curves, tmp_path / "hx.json", "hxtool", [(0, 0, 70.0)], 1.0)
+    old = json.loads(write_run(curves, tmp_path / "ft.json", "full_ft", [(0, 0, 72.0)], 1.0).read_text())
+    for key in curves.HXTOOL_ONLY:
+        del old["profile"][key]
+    (tmp_path / "ft.json").write_text(json.dumps(old))
+    assert curves.report([tmp_path / "ft.json", hx], tmp_path / "merged.json") == 0
+    merged = json.loads((tmp_path / "merged.json").read_text())
+    assert merged["profile"]["tune_modes"] == list(curves.PROFILES["quick"].tune_modes)  # hxtool's profile kept
+    assert {r["system"] for r in merged["scores"]} == {"hxtool", "full_ft"}
+    other = dataclasses.replace(curves.PROFILES["quick"], lora_rank=4)
+    hx4 = write_run(curves, tmp_path / "hx4.json", "hxtool", [(0, 0, 71.0)], 1.0, profile=other)
+    with pytest.raises(SystemExit, match="different tuning options"):
+        curves.report([hx, hx4], None)
+
+
 def test_tuning_modes_are_systems_and_the_mean_row_is_a_diagnostic(curves, tmp_path, capsys):
     lora = write_run(curves, tmp_path / "a.json", "hxtool_lang_head_lora", [(0, 0, 70.0), (20, 1, 78.0)], 1.0)
     mean = write_run(curves, tmp_path / "b.json", "hxtool_meanrow", [(0, 0, 69.0)], 1.0)
