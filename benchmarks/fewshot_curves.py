@@ -234,11 +234,15 @@ def parse_variant(spec: str, profile: Profile) -> Variant:
     """`MODE` or `MODE/key=value/...` with keys r (LoRA rank), t (LoRA targets, ':'-separated), lr (LoRA
     rate), ep (few-shot epochs), hlr (head rate); the profile gives every value not named. Experiments
     compare several recipes after one pretraining this way, e.g. `lang+head+lora/r=4/t=value:ffn_in:ffn_out`."""
+    from hxtool.errors import HxError
+    from hxtool.model.lora import check_targets
     from hxtool.workflows.fewshot import TUNE_MODES, LoraOptions
 
     tune, *pairs = spec.split("/")
     if tune not in TUNE_MODES:
         raise SystemExit(f"unknown tuning mode {tune!r} in {spec!r} (known: {', '.join(TUNE_MODES)})")
+    if any("=" not in pair for pair in pairs):
+        raise SystemExit(f"{spec!r}: options are key=value pairs after the mode, e.g. lang+head+lora/r=4")
     given = dict(pair.split("=", 1) for pair in pairs)
     unknown = set(given) - {"r", "t", "lr", "ep", "hlr"}
     if unknown:
@@ -246,6 +250,12 @@ def parse_variant(spec: str, profile: Profile) -> Variant:
     lora = LoraOptions(rank=int(given.get("r", profile.lora_rank)),
                        targets=tuple(given["t"].split(":")) if "t" in given else tuple(profile.lora_targets),
                        lr=float(given.get("lr", profile.lora_lr)))
+    try:
+        check_targets(lora.targets)
+    except HxError as exc:
+        raise SystemExit(f"{spec!r}: {exc}") from None
+    if lora.rank < 1:
+        raise SystemExit(f"{spec!r}: the rank must be at least 1")
     return Variant(tune, lora, int(given.get("ep", profile.epochs)), float(given.get("hlr", profile.head_lr)))
 
 

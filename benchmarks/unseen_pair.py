@@ -23,10 +23,10 @@ Compute, matched as in fewshot_curves.py (S = --steps, A = --mlm-steps):
 Rates as in fewshot_curves.py: hxtool 1e-4 (heads 5e-3), full fine-tuning 5e-5 (head 5e-3); 10% warm-up
 then linear decay; seed --seed for both.
 
-Cost at the defaults (S = 1500, A = 100, batch 16, max length 128, K = 2000): estimated from the few-shot
-suite's seconds per step (not measured for this script): about 3 minutes for hxtool and 2 for full_ft on
-one H100 (0.09 and 0.04 s/step, plus model loading and tagging); about 2 hours on 2 CPU cores (1-2.5 s a
-step at this length).
+Cost at the defaults (S = 1500, A = 100, batch 16, max length 128, K = 2000), measured on an H200 with
+other jobs sharing the GPU (so upper bounds): hxtool 122-129 s, full_ft 99 s (51 s with --steps 335),
+model loading and tagging included; about 2 hours on 2 CPU cores (estimated: 1-2.5 s a step at this
+length).
 
 Usage:
   python benchmarks/unseen_pair.py --device cuda                 # -> benchmarks/results/unseen_pair.json

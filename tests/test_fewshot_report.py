@@ -69,10 +69,12 @@ def test_report_merges_baselines_that_predate_the_tuning_options(curves, tmp_pat
     for key in curves.HXTOOL_ONLY:
         del old["profile"][key]
     (tmp_path / "ft.json").write_text(json.dumps(old))
-    assert curves.report([tmp_path / "ft.json", hx], tmp_path / "merged.json") == 0
+    rank4 = dataclasses.replace(curves.PROFILES["quick"], lora_rank=4)
+    madx = write_run(curves, tmp_path / "madx.json", "madx", [(0, 0, 20.0)], 1.0, profile=rank4)
+    assert curves.report([tmp_path / "ft.json", hx, madx], tmp_path / "merged.json") == 0
     merged = json.loads((tmp_path / "merged.json").read_text())
     assert merged["profile"]["tune_modes"] == list(curves.PROFILES["quick"].tune_modes)  # hxtool's profile kept
-    assert {r["system"] for r in merged["scores"]} == {"hxtool", "full_ft"}
+    assert {r["system"] for r in merged["scores"]} == {"hxtool", "full_ft", "madx"}
     other = dataclasses.replace(curves.PROFILES["quick"], lora_rank=4)
     hx4 = write_run(curves, tmp_path / "hx4.json", "hxtool", [(0, 0, 71.0)], 1.0, profile=other)
     with pytest.raises(SystemExit, match="different tuning options"):
@@ -146,5 +148,14 @@ def test_auto_is_scored_from_the_runs_of_the_modes_it_picks(curves, tmp_path):
     assert "same_run_as" not in rows[("hxtool_lang_head", 20)] and "same_run_as" not in rows[("hxtool_lang_head_lora", 5)]
     assert rows[("hxtool", 5)]["tune"] == "lang+head" and rows[("hxtool", 20)]["tune"] == "lang+head+lora"
     # One few-shot stage per distinct run: 2 (auto) + 1 (lang+head at 20) + 1 (lora at 5) + 2 (the variant).
-    assert len([s for s in run["stages"] if s["stage"].startswith("fewshot")]) == 6
+    stages = [s for s in run["stages"] if s["stage"].startswith("fewshot")]
+    assert len(stages) == 6
+    # The variant's own options reached fewshot: row + head, rank-2 value updates and ffn_norm shifts.
+    from hxtool.model.backbone import load_backbone
+
+    backbone = load_backbone("tiny-random:xlm-roberta")
+    hidden, layers = backbone.hidden_size, backbone.num_layers
+    trainable = {s["system"]: s["trainable"] for s in stages}
+    variant = trainable["hxtool_lang_head_lora/r=2/t=value:ffn_norm"]
+    assert variant == trainable["hxtool_lang_head"] + layers * (2 * (hidden + hidden) + 2 * hidden)
     assert run["cost"]["hxtool"]["bytes_tuned"] > run["cost"]["hxtool_lang_head"]["bytes_tuned"]

@@ -139,3 +139,49 @@ def test_auto_tune_adds_low_rank_updates_only_from_twenty_sentences(checkpoint: 
     many = fewshot(model, meta, checkpoint, "pos", "tr", train, None, AUTO_LORA_FROM, fewshot_config(2),
                    tune="auto", quiet=True, output=tmp_path / "many")
     assert many.tune == "lang+head+lora" and "tr" in model.lora
+
+
+@pytest.mark.parametrize("arch", ["bert", "distilbert"])
+def test_norm_shifts_act_as_the_language_s_own_layernorm_weights(arch: str) -> None:
+    """A language's attn_norm/ffn_norm shift equals running the encoder with LayerNorm weights w + dw and
+    biases b + db, for that language only; every LoRA target exists on each architecture."""
+    from hxtool.model.backbone import load_backbone
+    from hxtool.model.lora import LORA_MODULES, NORM_TARGETS, LanguageLoRA, LoraContext, attach_lora, target_linears
+
+    backbone = load_backbone(f"tiny-random:{arch}")
+    encoder, model_type = backbone.encoder.eval(), backbone.model_type
+    context = LoraContext()
+    attach_lora(encoder, model_type, context)
+    every = LanguageLoRA(encoder, model_type, 2, list(LORA_MODULES[model_type]), 4.0)  # fresh: a no-op
+    shifts = LanguageLoRA(encoder, model_type, 2, list(NORM_TARGETS), 4.0)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for param in shifts.parameters():
+            param.normal_(0, 0.3)
+    ids = backbone.tokenizer(["bir iki üç", "dört beş"], return_tensors="pt", padding=True)
+    inputs = {"input_ids": ids["input_ids"], "attention_mask": ids["attention_mask"]}
+    with torch.no_grad():
+        plain = encoder(**inputs).last_hidden_state
+        with context.use(every):
+            assert torch.equal(encoder(**inputs).last_hidden_state, plain)
+        with context.use(shifts):
+            shifted = encoder(**inputs).last_hidden_state
+        assert not torch.allclose(shifted, plain)
+        for target in NORM_TARGETS:  # the same shift written into the modules themselves
+            for layer, norm in enumerate(target_linears(encoder, model_type, target)):
+                norm.weight += shifts.updates[f"{layer}_{target}"].dw
+                norm.bias += shifts.updates[f"{layer}_{target}"].db
+        assert torch.allclose(encoder(**inputs).last_hidden_state, shifted, atol=1e-5)
+
+
+def test_a_language_keeps_its_low_rank_options_until_it_is_added_anew(checkpoint: Path) -> None:
+    model, meta = load_model(checkpoint)
+    train = read_labelled("pos", TINY_DATA / "tr-pos-train.conllu")
+    fewshot(model, meta, checkpoint, "pos", "tr", train, None, 4, fewshot_config(2), tune="lang+head+lora",
+            quiet=True, lora=LoraOptions(rank=2, targets=("query",)))
+    with pytest.raises(HxError, match="already has its own low-rank updates"):
+        fewshot(model, meta, checkpoint, "pos", "tr", train, None, 4, fewshot_config(2), tune="lang+head+lora",
+                quiet=True, lora=LoraOptions(rank=4, targets=("query",)))
+    with pytest.raises(HxError, match="LoRA targets"):  # auto checks them even where n picks no updates
+        fewshot(model, meta, checkpoint, "pos", "tr", train, None, 4, fewshot_config(2), tune="auto",
+                quiet=True, lora=LoraOptions(targets=("nope",)))

@@ -1,8 +1,9 @@
 """fewshot: tune on n labelled sentences drawn at random (seeded), scoring before and after.
 
-The default (`lang+head`) tunes the target language's embedding row and the language's own copy of
-the task head (made from the shared head on first use), so nothing the checkpoint does for any other
-language changes and the result can go back into the same checkpoint. `lang` tunes the row alone.
+`lang+head` tunes the target language's embedding row and the language's own copy of the task head
+(made from the shared head on first use), so nothing the checkpoint does for any other language changes
+and the result can go back into the same checkpoint; `lang+head+lora` adds the language's own low-rank
+encoder updates; `auto` (the default) picks between those two by n. `lang` tunes the row alone.
 `all` also tunes the shared hypernetwork, heads and LayerNorms, which changes every language, so it
 must write to a new checkpoint folder.
 """
@@ -34,8 +35,9 @@ from hxtool.training.resume import discard_state, resume_dir
 
 TUNE_MODES = ("lang", "lang+head", "lang+head+lora", "all", "auto")
 # --tune auto (the default): the row and a head copy below this many sentences, plus low-rank encoder
-# updates from it on. Measured (BENCHMARKS.md, issue 10's log): the updates lose at n = 5 and win at
-# n = 50 (mt +2.6, ug +0.6 UPOS over lang+head, 3 seeds on a GPU); each tuned language stays under 1 MB.
+# updates from it on. Measured (BENCHMARKS.md, issue 10): at n = 50 the updates win (mt +2.6, ug +0.6,
+# fo +0.2 UPOS over lang+head, 3 seeds, H200); at n = 5-10 they are level to mixed (fo -1.1 at n = 10,
+# mt -1.9 at n = 5 in a 1-seed CPU run), so below 20 the 26 kB row + head is kept.
 DEFAULT_TUNE = "auto"
 AUTO_LORA_FROM = 20
 # Constant learning rates: one embedding row needs a larger step than shared weights.
@@ -68,7 +70,7 @@ class FewshotReport:
     after: Score | None
     steps: int
     output: Path
-    tune: str = DEFAULT_TUNE  # the mode that ran (`auto` resolved)
+    tune: str  # the mode that ran (`auto` resolved)
     added_labels: list[str] = dataclasses.field(default_factory=list)  # labels the language's head gained
     meta: CheckpointMeta | None = None  # what was saved: pass it on to a next command in the same process
 
@@ -92,6 +94,11 @@ def fewshot(model: HyperX, meta: CheckpointMeta, checkpoint: Path, task: str, la
     `tune="lang+head+lora"` the language also gets its own low-rank encoder updates (`lora`)."""
     if tune not in TUNE_MODES:
         raise HxError(f"--tune must be one of {', '.join(TUNE_MODES)}, got {tune!r}")
+    lora = lora or LoraOptions()
+    if tune in ("lang+head+lora", "auto"):  # auto at n < 20 uses none, but a typo should not wait for n = 20
+        check_targets(lora.targets)
+        if lora.rank < 1:
+            raise HxError(f"--lora-rank must be at least 1, got {lora.rank}")
     tune = resolve_tune(tune, n)
     registry = model.registry
     labels = registry.labels(task, lang)
@@ -102,11 +109,12 @@ def fewshot(model: HyperX, meta: CheckpointMeta, checkpoint: Path, task: str, la
                       "write the result to a new folder with --output DIR")
     if eval_data is not None and eval_data.path.resolve() == train_data.path.resolve():
         raise HxError("--eval is the same file as --train: few-shot never trains on the evaluation file")
-    lora = lora or LoraOptions()
-    if tune == "lang+head+lora":
-        check_targets(lora.targets)
-        if lora.rank < 1:
-            raise HxError(f"--lora-rank must be at least 1, got {lora.rank}")
+    if tune == "lang+head+lora" and lang in model.lora:
+        existing = model.lora[lang].spec()
+        if (existing["rank"], existing["targets"], existing["alpha"]) != (lora.rank, list(lora.targets), lora.alpha):
+            raise HxError(f"{lang} already has its own low-rank updates (rank {existing['rank']} on "
+                          f"{','.join(existing['targets'])}); tune them again with those --lora-rank/--lora-targets, "
+                          f"or start the language over with add-language --overwrite")
     indices = sample_indices(len(train_data), n, config.seed)
     shots = train_data.subset(indices)
     if strict_labels:

@@ -103,7 +103,8 @@ def run_quickstart(data: Path | None, folder: Path, device: str = "cpu", steps: 
     test = read_labelled("pos", test_file)
     config = TrainConfig(steps=fewshot_steps(n, 16, epochs), batch_size=16, lr=FEWSHOT_LR, decay=False,
                          warmup=0.0, seed=1)
-    # The default lang+head: ug's row and ug's own copy of the pos head; other languages keep theirs.
+    # The default --tune auto (lang+head+lora at n = 20): ug's row, its own copy of the pos head and its own
+    # low-rank encoder updates; other languages keep theirs.
     report = fewshot(model, added.meta, checkpoint, "pos", target, train, test, n, config, quiet=quiet)
     lap("fewshot")
     tagged = tag_file(model, test_file, "pos", target, quiet=quiet)
