@@ -60,7 +60,7 @@ from hxtool.workflows.fewshot import fewshot_steps, sample_indices
 from hxtool.evaluation.metrics import upos_accuracy
 
 SYSTEMS = ("hxtool", "madx", "full_ft")
-HXTOOL_ONLY = ("tune_modes", "lora_rank", "lora_targets", "lora_lr")  # profile fields no baseline reads
+HXTOOL_ONLY = ("tune_modes", "lora_rank", "lora_targets", "lora_lr", "balanced")  # profile fields no baseline reads
 # Extra score rows: hxtool at n=0 with the untrained mean row instead of the learned one; MAD-X at n=0
 # keeping a source language adapter.
 DIAGNOSTICS = ("hxtool_meanrow", "madx_no_swap")
@@ -98,6 +98,9 @@ class Profile:
     lora_rank: int = 8
     lora_targets: tuple[str, ...] = ("query", "value")
     lora_lr: float = 1e-3
+    # hxtool's pretraining draws S POS and 2A MLM batches in expectation (recipe weights on the POS pairs),
+    # the split MAD-X gets; without it the temperature sampler gives POS only about half of S + 2A.
+    balanced: bool = False
 
 
 PROFILES = {
@@ -205,12 +208,23 @@ class Recorder:
 def hxtool_recipe(profile: Profile, data_dir: Path) -> Recipe:
     """pretrain-mlm on the sources' POS and raw text: S + A x len(sources) steps (see the docstring)."""
     steps = profile.source_steps + profile.lang_steps * len(profile.sources)
+    pos_weight = balanced_pos_weight(profile, data_dir) if profile.balanced else 1.0
     return Recipe(
         base_model=profile.base_model, model=HyperConfig(**SIZES["base"]),
         train=TrainConfig(steps=steps, batch_size=profile.batch_size, lr=1e-4, head_lr=profile.head_lr,
                           warmup=0.1, max_length=profile.max_length, seed=1),
-        data=[LabelledSource("pos", lang, data_dir / SOURCES[lang]) for lang in profile.sources],
+        data=[LabelledSource("pos", lang, data_dir / SOURCES[lang], weight=pos_weight) for lang in profile.sources],
         mlm=[MlmSource(lang, data_dir / "raw" / f"{lang}.txt") for lang in profile.sources])
+
+
+def balanced_pos_weight(profile: Profile, data_dir: Path, temperature: float = 5.0) -> float:
+    """The weight on every POS pair that makes the expected POS share of pretraining S / (S + 2A)."""
+    from hxtool.data.corpus import corpus_info
+
+    pos = sum(len(read_labelled("pos", data_dir / SOURCES[lang])) ** (1 / temperature) for lang in profile.sources)
+    mlm = sum(corpus_info(data_dir / "raw" / f"{lang}.txt").lines ** (1 / temperature) for lang in profile.sources)
+    share = profile.source_steps / (profile.source_steps + profile.lang_steps * len(profile.sources))
+    return share / (1 - share) * mlm / pos
 
 
 def hxtool_system(tune: str) -> str:
@@ -499,6 +513,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lang-steps", type=int, help="override A")
     parser.add_argument("--epochs", type=int, help="override few-shot epochs")
     parser.add_argument("--eval-limit", type=int, help="score only the first k test sentences (0: all)")
+    parser.add_argument("--balanced", action="store_true", default=None,
+                        help="hxtool's pretraining draws S POS and 2A MLM batches in expectation (as MAD-X)")
     parser.add_argument("--tune-modes", help="hxtool few-shot tuning modes, each its own system (comma-separated; "
                         "default auto,lang+head,lang+head+lora); a mode may carry its own options, "
                         "e.g. lang+head+lora/r=4/t=value:ffn_in:ffn_out/lr=2e-3/ep=40/hlr=1e-2")
@@ -521,7 +537,7 @@ def main(argv: list[str] | None = None) -> int:
                  "source_steps": args.source_steps, "lang_steps": args.lang_steps, "epochs": args.epochs,
                  "eval_limit": args.eval_limit, "base_model": args.base_model,
                  "tune_modes": tuple(args.tune_modes.split(",")) if args.tune_modes else None,
-                 "lora_rank": args.lora_rank, "lora_lr": args.lora_lr,
+                 "lora_rank": args.lora_rank, "lora_lr": args.lora_lr, "balanced": args.balanced,
                  "lora_targets": tuple(args.lora_targets.split(",")) if args.lora_targets else None}
     profile = dataclasses.replace(profile, **{k: v for k, v in overrides.items() if v is not None})
     systems = [s for s in args.systems.split(",") if s]

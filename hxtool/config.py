@@ -103,12 +103,14 @@ class LabelledSource:
     train: Path
     dev: Path | None = None
     format: str = "auto"
+    weight: float = 1.0  # multiplies this pair's temperature-sampling probability (then renormalised)
 
 
 @dataclass
 class MlmSource:
     lang: str
     corpus: Path
+    weight: float = 1.0
 
 
 @dataclass
@@ -196,6 +198,14 @@ def _resolve_input(root: Path, value: Any, key: str, split: str | None = None, c
     return _resolve_file(root, value, key)
 
 
+def _weight(where: str, entry: dict) -> float:
+    """A pair's sampling weight (default 1): a positive number."""
+    weight = entry.get("weight", 1.0)
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
+        raise HxError(f"recipe key {where}weight must be a positive number, got {weight!r}")
+    return float(weight)
+
+
 def load_recipe(path: str | Path, data_dir: Path | None = None) -> Recipe:
     """Read and validate a TOML recipe; relative data paths resolve against the data folder."""
     path = Path(path)
@@ -223,7 +233,7 @@ def load_recipe(path: str | Path, data_dir: Path | None = None) -> Recipe:
     for i, entry in enumerate(_typed("", "data", raw.get("data", []), list)):
         where = f"data[{i}]."
         entry = _typed("", f"data[{i}]", entry, dict)
-        known = {"task", "lang", "train", "dev", "format", "split", "dev_split"}
+        known = {"task", "lang", "train", "dev", "format", "split", "dev_split", "weight"}
         for key in entry:
             if key not in known:
                 raise HxError(f"unknown recipe key {where}{key} (known: {', '.join(sorted(known))})")
@@ -244,6 +254,7 @@ def load_recipe(path: str | Path, data_dir: Path | None = None) -> Recipe:
                 dev=_resolve_input(root, entry["dev"], where + "dev", _optional(where, "dev_split", entry),
                                    default_split="validation") if "dev" in entry else None,
                 format=_typed(where, "format", entry.get("format", "auto"), str),
+                weight=_weight(where, entry),
             )
         )
     mlm = []
@@ -251,14 +262,15 @@ def load_recipe(path: str | Path, data_dir: Path | None = None) -> Recipe:
         where = f"mlm[{i}]."
         entry = _typed("", f"mlm[{i}]", entry, dict)
         for key in entry:
-            if key not in {"lang", "corpus", "column", "split"}:
-                raise HxError(f"unknown recipe key {where}{key} (known: column, corpus, lang, split)")
+            if key not in {"lang", "corpus", "column", "split", "weight"}:
+                raise HxError(f"unknown recipe key {where}{key} (known: column, corpus, lang, split, weight)")
         for key in ("lang", "corpus"):
             if key not in entry:
                 raise HxError(f"recipe entry {where[:-1]} lacks the key {key}")
         split, column = _optional(where, "split", entry), _optional(where, "column", entry)
         mlm.append(MlmSource(lang=_typed(where, "lang", entry["lang"], str),
-                             corpus=_resolve_input(root, entry["corpus"], where + "corpus", split, column)))
+                             corpus=_resolve_input(root, entry["corpus"], where + "corpus", split, column),
+                             weight=_weight(where, entry)))
     if not labelled and not mlm:
         raise HxError(f"{path}: the recipe names no data ([[data]] or [[mlm]] entries)")
     model.validate()

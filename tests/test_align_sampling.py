@@ -73,3 +73,14 @@ def test_sampler_proportions_and_determinism() -> None:
     assert [other.sample(step) for step in range(500)] != draws[:500]
     # Resuming at step k draws what an uninterrupted run draws at step k.
     assert again.sample(12_345) == draws[12_345]
+
+
+def test_recipe_weights_scale_the_temperature_probabilities() -> None:
+    sizes, weights = [10_000, 100, 100], [1.0, 3.0, 1.0]
+    plain = temperature_probabilities(sizes, 5.0)
+    weighted = temperature_probabilities(sizes, 5.0, weights)
+    expected = plain * np.array(weights) / (plain * np.array(weights)).sum()
+    assert weighted == pytest.approx(expected)
+    assert weighted[1] == pytest.approx(3 * weighted[2])
+    with pytest.raises(ValueError):
+        TemperatureSampler([("pos", "en"), ("mlm", "en")], [1, 1], 5.0, 1, weights=[1.0])

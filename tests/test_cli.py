@@ -146,6 +146,8 @@ def test_recipe_errors_name_the_key(tmp_path: Path) -> None:
     assert "train.batch_size must be int" in result.stderr
     bad.write_text(TINY_RECIPE.read_text().replace("seed = 1", "seeds = 1"))
     assert "unknown recipe key train.seeds" in run("pretrain-mlm", bad, "--data-dir", TINY_DATA, ok=False).stderr
+    bad.write_text(TINY_RECIPE.read_text().replace('train = "tr-pos-train.conllu"', 'train = "tr-pos-train.conllu"\nweight = -1'))
+    assert "data[1].weight must be a positive number" in run("pretrain-mlm", bad, "--data-dir", TINY_DATA, ok=False).stderr
     bad.write_text(TINY_RECIPE.read_text().replace("en-raw.txt", "missing.txt"))
     assert "mlm[0].corpus: file not found" in run("pretrain-mlm", bad, "--data-dir", TINY_DATA, ok=False).stderr
 

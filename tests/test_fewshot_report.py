@@ -159,3 +159,24 @@ def test_auto_is_scored_from_the_runs_of_the_modes_it_picks(curves, tmp_path):
     variant = trainable["hxtool_lang_head_lora/r=2/t=value:ffn_norm"]
     assert variant == trainable["hxtool_lang_head"] + layers * (2 * (hidden + hidden) + 2 * hidden)
     assert run["cost"]["hxtool"]["bytes_tuned"] > run["cost"]["hxtool_lang_head"]["bytes_tuned"]
+
+
+def test_balanced_pretraining_gives_pos_the_share_of_s_steps(curves, tmp_path):
+    import shutil
+
+    from hxtool.data.corpus import corpus_info
+    from hxtool.data.labelled import read_labelled
+    from hxtool.training.sampler import temperature_probabilities
+
+    for dest, source in SUITE_LAYOUT.items():
+        (tmp_path / dest).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO / "recipes" / "tiny" / source, tmp_path / dest)
+    profile = dataclasses.replace(curves.PROFILES["quick"], source_steps=500, lang_steps=100, balanced=True)
+    recipe = curves.hxtool_recipe(profile, tmp_path)
+    weights = [src.weight for src in recipe.data] + [src.weight for src in recipe.mlm]
+    assert weights[:2] == [weights[0]] * 2 and weights[2:] == [1.0, 1.0] and weights[0] != 1.0
+    sizes = [len(read_labelled("pos", src.train)) for src in recipe.data] + \
+        [corpus_info(src.corpus).lines for src in recipe.mlm]
+    probabilities = temperature_probabilities(sizes, recipe.train.temperature, weights)
+    assert probabilities[:2].sum() == pytest.approx(500 / 700)
+    assert all(src.weight == 1.0 for src in curves.hxtool_recipe(curves.PROFILES["quick"], tmp_path).data)

@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from conftest import TINY_DATA
+from conftest import TINY_DATA, TINY_RECIPE
 from hxtool.workflows.add_language import add_language
 from hxtool.store.checkpoint import CONFIG_FILE, REGISTRY_FILE, WEIGHTS_FILE, file_sha256
 from hxtool.config import TrainConfig
@@ -283,3 +283,19 @@ def test_add_language_reports_losses_and_flags_an_untrained_head(checkpoint: Pat
         flagged[name] = (report.head_looks_untrained, report.result.final_loss)
     assert flagged["zero"][0] and flagged["zero"][1] == pytest.approx(math.log(vocab), rel=1e-4)
     assert not flagged["unigram"][0] and flagged["unigram"][1] < 0.8 * math.log(vocab)
+
+
+def test_recipe_weights_steer_which_pairs_pretraining_draws(tiny_bert: Path, tmp_path: Path) -> None:
+    """A recipe `weight` multiplies a pair's sampling probability: weight 20 on pos/tr takes most steps."""
+    from hxtool.config import load_recipe
+    from hxtool.workflows.pretrain import pretrain
+
+    recipe = load_recipe(TINY_RECIPE)
+    recipe.base_model = str(tiny_bert)
+    recipe.train.steps, recipe.train.eval_every = 40, 0
+    plain = pretrain(recipe, tmp_path / "plain", quiet=True).result.steps_per_pair
+    next(src for src in recipe.data if (src.task, src.lang) == ("pos", "tr")).weight = 20.0
+    weighted = pretrain(recipe, tmp_path / "weighted", quiet=True).result.steps_per_pair
+    assert weighted[("pos", "tr")] > 30 > plain[("pos", "tr")]
+    config = json.loads((tmp_path / "weighted" / "config.json").read_text())
+    assert config["history"][-1]["command"] == "pretrain-mlm"

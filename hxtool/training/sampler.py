@@ -10,19 +10,24 @@ from __future__ import annotations
 import numpy as np
 
 
-def temperature_probabilities(sizes: list[int], temperature: float) -> np.ndarray:
-    weights = np.asarray(sizes, dtype=np.float64) ** (1.0 / temperature)
-    return weights / weights.sum()
+def temperature_probabilities(sizes: list[int], temperature: float,
+                              weights: list[float] | None = None) -> np.ndarray:
+    """p_i proportional to w_i * n_i ** (1 / T); the recipe's per-pair weights w_i default to 1."""
+    scores = np.asarray(sizes, dtype=np.float64) ** (1.0 / temperature)
+    if weights is not None:
+        scores = scores * np.asarray(weights, dtype=np.float64)
+    return scores / scores.sum()
 
 
 class TemperatureSampler:
     """HyperFormer's sampler: one pair per step, so every batch (and every rank's shard) is homogeneous."""
 
-    def __init__(self, pairs: list[tuple[str, str]], sizes: list[int], temperature: float, seed: int) -> None:
-        if len(pairs) != len(sizes) or not pairs:
-            raise ValueError("need one size per pair, and at least one pair")
+    def __init__(self, pairs: list[tuple[str, str]], sizes: list[int], temperature: float, seed: int,
+                 weights: list[float] | None = None) -> None:
+        if len(pairs) != len(sizes) or not pairs or (weights is not None and len(weights) != len(pairs)):
+            raise ValueError("need one size (and weight, if any) per pair, and at least one pair")
         self.pairs = pairs
-        self.probabilities = temperature_probabilities(sizes, temperature)
+        self.probabilities = temperature_probabilities(sizes, temperature, weights)
         self.seed = seed
 
     def sample(self, step: int) -> tuple[str, str]:

@@ -22,6 +22,7 @@ from hxtool.model import count_parameters
 from hxtool.training.loop import Resumable, TrainResult, param_groups, train
 from hxtool.training.objectives import hyperx_loss
 from hxtool.training.precision import resolve_precision
+from hxtool.training.sampler import TemperatureSampler
 from hxtool.training.resume import discard_state, resume_dir
 
 
@@ -97,10 +98,16 @@ def pretrain(recipe: Recipe, output: Path, device: str = "cpu", quiet: bool = Fa
     signature = {"command": "pretrain-mlm", "base_model": recipe.base_model, "train": dataclasses.asdict(cfg),
                  "pairs": [list(p) for p in pairs], "model": dataclasses.asdict(recipe.model),
                  "precision": precision}
+    weights = [src.weight for src in recipe.data] + [src.weight for src in recipe.mlm]  # the streams' order
+    schedule = None  # temperature sampling by stream size, as train() does by default
+    if any(w != 1.0 for w in weights):
+        schedule = TemperatureSampler([s.pair for s in streams], [s.size for s in streams], cfg.temperature,
+                                      cfg.seed, weights)
+        signature["weights"] = weights
     resumable = Resumable(resume_dir(output), save_every, resume, signature)
     rates = {id(p): cfg.head_lr for p in [*model.heads.parameters(), *model.mlm_head.parameters()]}
     result = train(model, hyperx_loss(model, cfg.pooling), streams, param_groups(params, cfg.lr, rates), cfg,
-                   evaluate=evaluate if dev else None, description="pretrain-mlm", quiet=quiet,
+                   schedule=schedule, evaluate=evaluate if dev else None, description="pretrain-mlm", quiet=quiet,
                    resumable=resumable, precision=precision)
     dev_scores = dict(result.best_details)
     for lang in registry.languages:
