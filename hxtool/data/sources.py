@@ -23,6 +23,7 @@ class TaggingStream:
     batch_size: int
     pad_id: int
     seed: int
+    weight: float = 1.0  # the recipe's sampling weight: multiplies the pair's temperature probability
 
     @property
     def pair(self) -> tuple[str, str]:
@@ -54,6 +55,7 @@ class MlmStream:
     mlm_probability: float
     seed: int
     max_words: int = 200
+    weight: float = 1.0  # as TaggingStream's
     _batches: int = field(default=0, init=False)
 
     task = MLM_TASK

@@ -113,8 +113,8 @@ def train(module: nn.Module, loss: LossFn, streams: list, groups: list[tuple[lis
           resumable: Resumable | None = None, precision: str | None = None) -> TrainResult:
     """Train the parameters of `groups` (each with its learning rate) for `config.steps` steps.
 
-    `streams` are endless batch iterables with `.pair` and `.size`; `loss(pair, batch)` is one step's
-    mean loss. `schedule` picks each step's pair (default: temperature sampling by stream size).
+    `streams` are endless batch iterables with `.pair`, `.size` and `.weight`; `loss(pair, batch)` is one step's
+    mean loss. `schedule` picks each step's pair (default: temperature sampling by stream size and weight).
     With `evaluate` (rank 0 only), the best-scoring weights are restored at the end. With
     `resumable`, state is saved every `every` steps and a run can continue from it.
     """
@@ -127,7 +127,7 @@ def train(module: nn.Module, loss: LossFn, streams: list, groups: list[tuple[lis
     precision = resolve_precision(precision, device)
     if schedule is None:
         schedule = TemperatureSampler([s.pair for s in streams], [s.size for s in streams], config.temperature,
-                                      config.seed)
+                                      config.seed, [s.weight for s in streams])
     iterators: dict[Pair, Iterator] = {s.pair: iter(s) for s in streams}
     optimizer = torch.optim.AdamW([{"params": group, "lr": lr} for group, lr in groups if group],
                                   weight_decay=config.weight_decay)

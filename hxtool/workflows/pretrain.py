@@ -22,7 +22,6 @@ from hxtool.model import count_parameters
 from hxtool.training.loop import Resumable, TrainResult, param_groups, train
 from hxtool.training.objectives import hyperx_loss
 from hxtool.training.precision import resolve_precision
-from hxtool.training.sampler import TemperatureSampler
 from hxtool.training.resume import discard_state, resume_dir
 
 
@@ -79,13 +78,16 @@ def pretrain(recipe: Recipe, output: Path, device: str = "cpu", quiet: bool = Fa
     cfg = recipe.train
     tokenizer = backbone.tokenizer
     streams: list = []
-    for (task, lang), data in labelled.items():
-        chunks = encode_sentences(tokenizer, data.words, cfg.max_length, label_ids(data, registry.task(task).labels))
-        streams.append(TaggingStream(task, lang, chunks, cfg.batch_size, tokenizer.pad_token_id, cfg.seed))
+    for src in recipe.data:
+        data = labelled[(src.task, src.lang)]
+        labels = label_ids(data, registry.task(src.task).labels)
+        chunks = encode_sentences(tokenizer, data.words, cfg.max_length, labels)
+        streams.append(TaggingStream(src.task, src.lang, chunks, cfg.batch_size, tokenizer.pad_token_id, cfg.seed,
+                                     weight=src.weight))
     for src in recipe.mlm:
         lines = registry.language(src.lang).corpus["lines"]
         streams.append(MlmStream(src.lang, src.corpus, lines, tokenizer, cfg.batch_size, cfg.max_length,
-                                 cfg.mlm_probability, cfg.seed))
+                                 cfg.mlm_probability, cfg.seed, weight=src.weight))
 
     def evaluate() -> tuple[float, dict[str, float]]:
         scores = {}
@@ -98,16 +100,13 @@ def pretrain(recipe: Recipe, output: Path, device: str = "cpu", quiet: bool = Fa
     signature = {"command": "pretrain-mlm", "base_model": recipe.base_model, "train": dataclasses.asdict(cfg),
                  "pairs": [list(p) for p in pairs], "model": dataclasses.asdict(recipe.model),
                  "precision": precision}
-    weights = [src.weight for src in recipe.data] + [src.weight for src in recipe.mlm]  # the streams' order
-    schedule = None  # temperature sampling by stream size, as train() does by default
-    if any(w != 1.0 for w in weights):
-        schedule = TemperatureSampler([s.pair for s in streams], [s.size for s in streams], cfg.temperature,
-                                      cfg.seed, weights)
+    weights = [s.weight for s in streams]
+    if any(w != 1.0 for w in weights):  # only then: an unweighted run resumes state saved before weights existed
         signature["weights"] = weights
     resumable = Resumable(resume_dir(output), save_every, resume, signature)
     rates = {id(p): cfg.head_lr for p in [*model.heads.parameters(), *model.mlm_head.parameters()]}
     result = train(model, hyperx_loss(model, cfg.pooling), streams, param_groups(params, cfg.lr, rates), cfg,
-                   schedule=schedule, evaluate=evaluate if dev else None, description="pretrain-mlm", quiet=quiet,
+                   evaluate=evaluate if dev else None, description="pretrain-mlm", quiet=quiet,
                    resumable=resumable, precision=precision)
     dev_scores = dict(result.best_details)
     for lang in registry.languages:
