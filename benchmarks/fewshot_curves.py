@@ -209,23 +209,28 @@ class Recorder:
 def hxtool_recipe(profile: Profile, data_dir: Path) -> Recipe:
     """pretrain-mlm on the sources' POS and raw text: S + A x len(sources) steps (see the docstring)."""
     steps = profile.source_steps + profile.lang_steps * len(profile.sources)
-    pos_weight = balanced_pos_weight(profile, data_dir) if profile.balanced else 1.0
-    return Recipe(
+    recipe = Recipe(
         base_model=profile.base_model, model=HyperConfig(**SIZES["base"]),
         train=TrainConfig(steps=steps, batch_size=profile.batch_size, lr=1e-4, head_lr=profile.head_lr,
                           warmup=0.1, max_length=profile.max_length, seed=1),
-        data=[LabelledSource("pos", lang, data_dir / SOURCES[lang], weight=pos_weight) for lang in profile.sources],
+        data=[LabelledSource("pos", lang, data_dir / SOURCES[lang]) for lang in profile.sources],
         mlm=[MlmSource(lang, data_dir / "raw" / f"{lang}.txt") for lang in profile.sources])
+    if profile.balanced:
+        weight = balanced_pos_weight(recipe, profile.source_steps / steps)
+        for source in recipe.data:
+            source.weight = weight
+    return recipe
 
 
-def balanced_pos_weight(profile: Profile, data_dir: Path, temperature: float = 5.0) -> float:
-    """The weight on every POS pair that makes the expected POS share of pretraining S / (S + 2A)."""
+def balanced_pos_weight(recipe: Recipe, share: float) -> float:
+    """The weight on every POS pair that makes POS the `share` of the recipe's temperature-sampled steps."""
     from hxtool.data.corpus import corpus_info
+    from hxtool.training.sampler import temperature_probabilities
 
-    pos = sum(len(read_labelled("pos", data_dir / SOURCES[lang])) ** (1 / temperature) for lang in profile.sources)
-    mlm = sum(corpus_info(data_dir / "raw" / f"{lang}.txt").lines ** (1 / temperature) for lang in profile.sources)
-    share = profile.source_steps / (profile.source_steps + profile.lang_steps * len(profile.sources))
-    return share / (1 - share) * mlm / pos
+    sizes = [len(read_labelled("pos", src.train)) for src in recipe.data] + \
+        [corpus_info(src.corpus).lines for src in recipe.mlm]
+    unweighted = temperature_probabilities(sizes, recipe.train.temperature)[:len(recipe.data)].sum()
+    return float(share / (1 - share) * (1 - unweighted) / unweighted)
 
 
 def hxtool_system(tune: str) -> str:
@@ -323,13 +328,12 @@ def run_hxtool(profile: Profile, data_dir: Path, rec: Recorder, work: Path, devi
         snapshot = model.snapshot()  # a copy: restored before every few-shot run
         measured: dict[tuple, dict[str, Any]] = {}  # one run per distinct recipe (auto repeats the others)
         for tune in profile.tune_modes:
-            system = hxtool_system(tune)
+            system, variant = hxtool_system(tune), parse_variant(tune, profile)
             if system != "hxtool":  # the same zero-shot model, scored again so each system has its n=0
                 model.restore(snapshot)
                 rec.score(system, target, 0, 0, test.tags, predict_tags(model, "pos", target, test.words))
             for seed in profile.seeds:
                 for n in (n for n in profile.shots if n > 0):
-                    variant = parse_variant(tune, profile)
                     resolved = resolve_tune(variant.tune, n)
                     key = (resolved, dataclasses.astuple(variant.lora) if resolved.endswith("lora") else None,
                            variant.epochs, variant.head_lr, n, seed)
