@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-TINY = REPO / "recipes" / "tiny"
+from conftest import TINY_DATA, benchmark_module
 # The shared data's layout, filled from the tiny recipe's toy files (fo stands in for kk).
 LAYOUT = {"ud/en_ewt/train.conllu": "en-pos-train.conllu", "ud/tr_imst/train.conllu": "tr-pos-train.conllu",
           "ud/kk_ktb/train.conllu": "fo-pos-train.conllu", "ner/en/train.tsv": "en-ner-train.tsv",
@@ -24,12 +21,7 @@ SMOKE = ["--base-model", "tiny-random:xlm-roberta", "--steps", "8", "--mlm-steps
 
 @pytest.fixture(scope="module")
 def unseen():
-    spec = importlib.util.spec_from_file_location("unseen_pair_under_test", REPO / "benchmarks" / "unseen_pair.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while building the class
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules[spec.name]
+    yield from benchmark_module("unseen_pair")
 
 
 @pytest.fixture(autouse=True)
@@ -45,7 +37,7 @@ def data_dir(tmp_path: Path) -> Path:
     root = tmp_path / "data"
     for dest, source in LAYOUT.items():
         (root / dest).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(TINY / source, root / dest)
+        shutil.copy(TINY_DATA / source, root / dest)
     return root
 
 
@@ -85,7 +77,6 @@ def test_missing_data_is_one_clear_error(unseen, data_dir) -> None:
 def test_row_swap_tags_ner_with_the_other_row_and_restores(unseen, checkpoint: Path) -> None:
     """mean_row_predictions(task="ner") with one source is that source's row in the target's place, and
     leaves the target's own row as it was."""
-    from benchmarks.fewshot_curves import mean_row_predictions
     from hxtool.store.session import load_model
     from hxtool.tagging import predict_tags
 
@@ -93,6 +84,6 @@ def test_row_swap_tags_ner_with_the_other_row_and_restores(unseen, checkpoint: P
     words = [["berlin", "is", "big"], ["anna", "saw", "the", "tree", "in", "paris"]]
     before = predict_tags(model, "ner", "tr", words)
     row = model.hypernet.embeddings.language.weight[model.registry.lang_index("tr")].detach().clone()
-    assert mean_row_predictions(model, "tr", ("en",), words, task="ner") == predict_tags(model, "ner", "en", words)
+    assert unseen.mean_row_predictions(model, "tr", ("en",), words, task="ner") == predict_tags(model, "ner", "en", words)
     assert torch.equal(model.hypernet.embeddings.language.weight[model.registry.lang_index("tr")], row)
     assert predict_tags(model, "ner", "tr", words) == before

@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import TINY_DATA, benchmark_module
 
 
 @pytest.fixture(scope="module")
 def curves():
-    spec = importlib.util.spec_from_file_location("fewshot_curves_under_test", REPO / "benchmarks" / "fewshot_curves.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while building the class
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules[spec.name]
+    yield from benchmark_module("fewshot_curves")
 
 
 def write_run(curves, path: Path, system: str, scores: list[tuple[int, int, float]], seconds: float,
@@ -127,7 +120,7 @@ def test_auto_is_scored_from_the_runs_of_the_modes_it_picks(curves, tmp_path):
     data = tmp_path / "data"
     for dest, source in SUITE_LAYOUT.items():
         (data / dest).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(REPO / "recipes" / "tiny" / source, data / dest)
+        shutil.copy(TINY_DATA / source, data / dest)
     out = tmp_path / "run.json"
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -170,7 +163,7 @@ def test_balanced_pretraining_gives_pos_the_share_of_s_steps(curves, tmp_path):
 
     for dest, source in SUITE_LAYOUT.items():
         (tmp_path / dest).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(REPO / "recipes" / "tiny" / source, tmp_path / dest)
+        shutil.copy(TINY_DATA / source, tmp_path / dest)
     profile = dataclasses.replace(curves.PROFILES["quick"], source_steps=500, lang_steps=100, balanced=True)
     recipe = curves.hxtool_recipe(profile, tmp_path)
     weights = [src.weight for src in recipe.data] + [src.weight for src in recipe.mlm]
