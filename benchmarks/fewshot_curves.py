@@ -60,7 +60,8 @@ from hxtool.workflows.fewshot import fewshot_steps, sample_indices
 from hxtool.evaluation.metrics import upos_accuracy
 
 SYSTEMS = ("hxtool", "madx", "full_ft")
-HXTOOL_ONLY = ("tune_modes", "lora_rank", "lora_targets", "lora_lr", "balanced")  # profile fields no baseline reads
+# profile fields no baseline reads
+HXTOOL_ONLY = ("tune_modes", "lora_rank", "lora_targets", "lora_lr", "balanced", "pretrain_lr", "embedding_lr")
 # Extra score rows: hxtool at n=0 with the untrained mean row instead of the learned one; MAD-X at n=0
 # keeping a source language adapter.
 DIAGNOSTICS = ("hxtool_meanrow", "madx_no_swap")
@@ -92,6 +93,8 @@ class Profile:
     adapter_lr: float = 1e-3  # MAD-X static adapters (the paper's 1e-4 is for 100k+ steps)
     encoder_lr: float = 5e-5  # full fine-tuning
     head_lr: float = 5e-3  # every tagging head, and the MLM heads (hxtool's own default)
+    pretrain_lr: float = 1e-4  # hxtool's hypernetwork in pretrain-mlm (train.lr)
+    embedding_lr: float | None = None  # its task/language/layer embeddings (train.embedding_lr; None: pretrain_lr)
     base_model: str = "pypi:multilingual-e5-small"
     # hxtool's few-shot tuning modes, each its own system (`hxtool` = the default mode, else hxtool_<mode>)
     # (`auto` reuses lang+head's runs below n = 20; `lang+head+lora` below 20 would add ~15 CPU minutes)
@@ -211,7 +214,8 @@ def hxtool_recipe(profile: Profile, data_dir: Path) -> Recipe:
     steps = profile.source_steps + profile.lang_steps * len(profile.sources)
     recipe = Recipe(
         base_model=profile.base_model, model=HyperConfig(**SIZES["base"]),
-        train=TrainConfig(steps=steps, batch_size=profile.batch_size, lr=1e-4, head_lr=profile.head_lr,
+        train=TrainConfig(steps=steps, batch_size=profile.batch_size, lr=profile.pretrain_lr,
+                          embedding_lr=profile.embedding_lr, head_lr=profile.head_lr,
                           warmup=0.1, max_length=profile.max_length, seed=1),
         data=[LabelledSource("pos", lang, data_dir / SOURCES[lang]) for lang in profile.sources],
         mlm=[MlmSource(lang, data_dir / "raw" / f"{lang}.txt") for lang in profile.sources])
@@ -248,11 +252,13 @@ class Variant:
     lora: Any
     epochs: int
     head_lr: float
+    self_train: int | None = None  # raw sentences for the second round; None: fewshot's default for the mode
 
 
 def parse_variant(spec: str, profile: Profile) -> Variant:
     """`MODE` or `MODE/key=value/...` with keys r (LoRA rank), t (LoRA targets, ':'-separated), lr (LoRA
-    rate), ep (few-shot epochs), hlr (head rate); the profile gives every value not named. Experiments
+    rate), ep (few-shot epochs), hlr (head rate), st (raw sentences to self-train on, 0: off; default: fewshot's
+    own, i.e. 1000 for `auto` from 20 shots); the profile gives every value not named. Experiments
     compare several recipes after one pretraining this way, e.g. `lang+head+lora/r=4/t=value:ffn_in:ffn_out`."""
     from hxtool.errors import HxError
     from hxtool.model.lora import check_targets
@@ -264,9 +270,9 @@ def parse_variant(spec: str, profile: Profile) -> Variant:
     if any("=" not in pair for pair in pairs):
         raise SystemExit(f"{spec!r}: options are key=value pairs after the mode, e.g. lang+head+lora/r=4")
     given = dict(pair.split("=", 1) for pair in pairs)
-    unknown = set(given) - {"r", "t", "lr", "ep", "hlr"}
+    unknown = set(given) - {"r", "t", "lr", "ep", "hlr", "st"}
     if unknown:
-        raise SystemExit(f"unknown key(s) {', '.join(sorted(unknown))} in {spec!r} (known: r, t, lr, ep, hlr)")
+        raise SystemExit(f"unknown key(s) {', '.join(sorted(unknown))} in {spec!r} (known: r, t, lr, ep, hlr, st)")
     lora = LoraOptions(rank=int(given.get("r", profile.lora_rank)),
                        targets=tuple(given["t"].split(":")) if "t" in given else tuple(profile.lora_targets),
                        lr=float(given.get("lr", profile.lora_lr)))
@@ -276,7 +282,11 @@ def parse_variant(spec: str, profile: Profile) -> Variant:
         raise SystemExit(f"{spec!r}: {exc}") from None
     if lora.rank < 1:
         raise SystemExit(f"{spec!r}: the rank must be at least 1")
-    return Variant(tune, lora, int(given.get("ep", profile.epochs)), float(given.get("hlr", profile.head_lr)))
+    self_train = int(given["st"]) if "st" in given else None
+    if self_train is not None and self_train < 0:
+        raise SystemExit(f"{spec!r}: st is a number of raw sentences (0: no self-training)")
+    return Variant(tune, lora, int(given.get("ep", profile.epochs)), float(given.get("hlr", profile.head_lr)),
+                   self_train)
 
 
 def mean_row_predictions(model, target: str, sources: tuple[str, ...], words: list[list[str]],
@@ -299,7 +309,8 @@ def mean_row_predictions(model, target: str, sources: tuple[str, ...], words: li
 
 def run_hxtool(profile: Profile, data_dir: Path, rec: Recorder, work: Path, device: str = "cpu") -> None:
     from hxtool.workflows.add_language import ADD_LANGUAGE_LR, add_language
-    from hxtool.workflows.fewshot import FEWSHOT_LR, fewshot, resolve_tune
+    from hxtool.workflows.fewshot import FEWSHOT_LR, default_self_training, fewshot, resolve_tune
+    from hxtool.workflows.self_training import SelfTraining, requested
     from hxtool.workflows.pretrain import pretrain
     from hxtool.store.session import load_model
     from hxtool.tagging import predict_tags
@@ -335,8 +346,11 @@ def run_hxtool(profile: Profile, data_dir: Path, rec: Recorder, work: Path, devi
             for seed in profile.seeds:
                 for n in (n for n in profile.shots if n > 0):
                     resolved = resolve_tune(variant.tune, n)
+                    self_training = requested(variant.self_train, None)
+                    second = (self_training.sentences if self_training else
+                              SelfTraining.sentences if default_self_training(variant.tune, n) else 0)
                     key = (resolved, dataclasses.astuple(variant.lora) if resolved.endswith("lora") else None,
-                           variant.epochs, variant.head_lr, n, seed)
+                           variant.epochs, variant.head_lr, second, n, seed)
                     if key in measured:  # the same recipe, sentences and seed: the same run, not run twice
                         rec.copy(system, measured[key])
                         continue
@@ -344,13 +358,16 @@ def run_hxtool(profile: Profile, data_dir: Path, rec: Recorder, work: Path, devi
                     config = tune_config(dataclasses.replace(profile, epochs=variant.epochs, head_lr=variant.head_lr),
                                          n, seed, FEWSHOT_LR)
                     clock = time.perf_counter()
-                    fewshot(model, meta, checkpoint, "pos", target, pool, None, n, config, tune=variant.tune,
-                            quiet=True, output=work / "fewshot-out", lora=variant.lora)
+                    tuned = fewshot(model, meta, checkpoint, "pos", target, pool, None, n, config, tune=variant.tune,
+                                    quiet=True, output=work / "fewshot-out", lora=variant.lora,
+                                    self_training=self_training)
                     seconds = time.perf_counter() - clock
+                    extra = {"self_training": tuned.self_training} if tuned.self_training else {}
                     owned = model.language_state(target)  # what the language alone stores
                     trainable = sum(v.numel() for v in owned.values()) if variant.tune != "all" else \
                         sum(v.numel() for v in model.learned_state_dict().values())
-                    rec.stage(system, f"fewshot {target} n={n} seed={seed}", config.steps, seconds, trainable)
+                    rec.stage(system, f"fewshot {target} n={n} seed={seed}",
+                              config.steps + extra.get("self_training", {}).get("steps", 0), seconds, trainable, **extra)
                     rec.run.cost.setdefault(system, {})["bytes_tuned"] = disk_bytes(owned)
                     rec.run.cost[system].setdefault("bytes_zero_shot", rec.run.cost["hxtool"]["bytes_zero_shot"])
                     measured[key] = rec.score(system, target, n, seed, test.tags,
@@ -523,14 +540,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tune-modes", help="hxtool few-shot tuning modes, each its own system (comma-separated; "
                         "default auto,lang+head); a mode may carry its own options, "
                         "e.g. lang+head+lora/r=4/t=value:ffn_in:ffn_out/lr=2e-3/ep=40/hlr=1e-2")
+    parser.add_argument("--pretrain-lr", type=float, help="hxtool's pretraining rate (default 1e-4)")
+    parser.add_argument("--embedding-lr", type=float,
+                        help="hxtool's pretraining rate for the task/language/layer embeddings (default: --pretrain-lr)")
     parser.add_argument("--lora-rank", type=int, help="rank of the lang+head+lora updates")
     parser.add_argument("--lora-targets", help="their encoder layers (comma-separated, e.g. query,value)")
     parser.add_argument("--lora-lr", type=float, help="their learning rate")
     parser.add_argument("--base-model", help="override the base encoder (e.g. tiny-random:xlm-roberta for a smoke run)")
     parser.add_argument("--output", type=Path, help="JSON file (default benchmarks/results/fewshot_curves[_quick].json)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda: where every system trains and tags")
-    parser.add_argument("--report", type=Path, nargs="+", metavar="JSON",
-                        help="run nothing: merge these result files (e.g. one per --systems run) and print the tables")
+    parser.add_argument("--report", nargs="+", metavar="JSON",
+                        help="run nothing: merge these result files (e.g. one per --systems run) and print the "
+                             "tables; JSON:system,... takes only those systems of a file")
     args = parser.parse_args(argv)
     if args.report:
         return report(args.report, args.output)
@@ -543,6 +564,7 @@ def main(argv: list[str] | None = None) -> int:
                  "eval_limit": args.eval_limit, "base_model": args.base_model,
                  "tune_modes": tuple(args.tune_modes.split(",")) if args.tune_modes else None,
                  "lora_rank": args.lora_rank, "lora_lr": args.lora_lr, "balanced": args.balanced,
+                 "pretrain_lr": args.pretrain_lr, "embedding_lr": args.embedding_lr,
                  "lora_targets": tuple(args.lora_targets.split(",")) if args.lora_targets else None}
     profile = dataclasses.replace(profile, **{k: v for k, v in overrides.items() if v is not None})
     systems = [s for s in args.systems.split(",") if s]
@@ -599,17 +621,40 @@ def plot(path: Path) -> None:
     plot_curves(path)
 
 
+def read_run(spec: Path | str) -> dict[str, Any]:
+    """A result file, or `FILE:system,system` for only those systems' scores, stages and costs."""
+    path, _, wanted = str(spec).partition(":")
+    run = json.loads(Path(path).read_text())
+    if wanted:
+        keep = set(wanted.split(","))
+        missing = keep - {row["system"] for row in run["scores"]}
+        if missing:
+            raise SystemExit(f"{path} has no scores of {', '.join(sorted(missing))}")
+        run["scores"] = [row for row in run["scores"] if row["system"] in keep]
+        run["stages"] = [row for row in run["stages"] if row["system"] in keep]
+        run["cost"] = {k: v for k, v in run["cost"].items() if k in keep}
+        run["meta"]["seconds"] = {}  # a file's wall time is not any one of its systems'
+    return run
+
+
 def report(paths: list[Path], output: Path | None) -> int:
-    """Merge result files of runs with one profile (say one per system) into one, and print its tables."""
-    runs = [json.loads(path.read_text()) for path in paths]
+    """Merge result files of runs with one profile (say one per system) into one, and print its tables.
+    `FILE:system,...` takes only those systems of a file (e.g. extra tuning modes of an earlier run)."""
+    runs = [read_run(path) for path in paths]
     # The few-shot tuning options touch hxtool alone: a baseline's file may predate them or differ in them.
     shared = lambda profile: {k: v for k, v in profile.items() if k not in HXTOOL_ONLY}
     profiles = {json.dumps(shared(r["profile"]), sort_keys=True) for r in runs}
     if len(profiles) > 1:
         raise SystemExit("these result files come from different profiles; merging them would mix setups")
     hxtool_runs = [r for r in runs if any(row["system"].startswith("hxtool") for row in r["scores"])]
-    if len({json.dumps({k: r["profile"].get(k) for k in HXTOOL_ONLY}, sort_keys=True) for r in hxtool_runs}) > 1:
+    # Each tuning mode is its own system, so hxtool files may differ in which modes they ran, not in the rest.
+    options = lambda profile: {k: profile.get(k) for k in HXTOOL_ONLY if k != "tune_modes"}
+    if len({json.dumps(options(r["profile"]), sort_keys=True) for r in hxtool_runs}) > 1:
         raise SystemExit("these hxtool result files come from different tuning options; merging them would mix setups")
+    cells = [(row["system"], row["target"], row["n"], row["seed"]) for r in runs for row in r["scores"]]
+    if len(set(cells)) < len(cells):
+        twice = sorted({c[0] for c in cells if cells.count(c) > 1})
+        raise SystemExit(f"more than one file scores {', '.join(twice)}: pick systems with FILE:system,...")
     first = (hxtool_runs or runs)[0]
     merged = Run(profile=first["profile"], meta={**first["meta"], "merged_from": [str(p) for p in paths],
                                                  "seconds": {}})

@@ -68,11 +68,14 @@ class Checkpoint:
 
     def fewshot(self, task: str, lang: str, train: str | Path, n: int, *, eval: str | Path | None = None,
                 epochs: int = 50, batch_size: int = 16, lr: float | None = None, seed: int = 1,
-                tune: str = "auto", output: str | Path | None = None, quiet: bool = True):
-        """`hxtool fewshot`: tune on n sentences drawn from a labelled file; returns its FewshotReport."""
+                tune: str = "auto", output: str | Path | None = None, quiet: bool = True,
+                self_train: int | None = None, raw: str | Path | None = None):
+        """`hxtool fewshot`: tune on n sentences drawn from a labelled file; returns its FewshotReport.
+        `self_train`/`raw` as the command's --self-train/--raw (None: the command's defaults)."""
         from hxtool.data.labelled import read_labelled
         from hxtool.errors import HxError
         from hxtool.workflows.fewshot import FEWSHOT_LR, fewshot, fewshot_steps
+        from hxtool.workflows.self_training import requested
 
         if epochs <= 0:
             raise HxError(f"epochs must be at least 1, got {epochs}")
@@ -85,7 +88,8 @@ class Checkpoint:
         target = self._target(output)
         with checkpoint_lock(target):
             report = fewshot(self.model, self.meta, source, task, lang, train_data, eval_data, n, config,
-                             tune=tune, output=target, quiet=quiet)
+                             tune=tune, output=target, quiet=quiet,
+                             self_training=requested(self_train, raw))
         self.folder, self.meta = target, report.meta
         return report
 

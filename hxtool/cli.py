@@ -252,6 +252,13 @@ def fewshot(
                                      "comma-separated: query, key, value, attn_out, ffn_in, ffn_out; "
                                      "attn_norm, ffn_norm shift the LayerNorms' gain and bias instead."),
     lora_lr: float = typer.Option(1e-3, help="Learning rate of the low-rank updates."),
+    self_train: Optional[int] = typer.Option(None, "--self-train", help="After tuning, label this many sentences "
+                                             "of the language's raw text, keep the surer half and tune again on "
+                                             "them and the shots; 0: off \\[default: 1000 with --tune auto from "
+                                             "20 sentences on (when the raw text is there), else 0]."),
+    raw: Optional[Path] = typer.Option(None, "--raw", help="Raw text (or dataset) to self-train on; given "
+                                       "alone it turns --self-train 1000 on \\[default: the corpus add-language "
+                                       "used for the language]."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help=CHECKPOINT_HELP),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="\\[default: the checkpoint itself]"),
     save_every: int = typer.Option(50, help="Save resumable state every N steps (0: never)."),
@@ -268,6 +275,7 @@ def fewshot(
     from hxtool.data.datadir import data_dir as find_data_dir
     from hxtool.data.datadir import task_file
     from hxtool.workflows.fewshot import FEWSHOT_LR, TUNE_MODES, LoraOptions, fewshot as run_fewshot, fewshot_steps
+    from hxtool.workflows.self_training import requested
     from hxtool.store.session import load_model, trained_pooling
 
     with user_errors():
@@ -301,13 +309,18 @@ def fewshot(
                                lr=lora_lr)
             report = run_fewshot(model, meta, source, task, lang, train_data, eval_data, n, config, tune=tune,
                                  output=output, quiet=quiet, save_every=save_every, resume=resume,
-                                 strict_labels=strict_labels, precision=precision, lora=lora)
+                                 strict_labels=strict_labels, precision=precision, lora=lora,
+                                 self_training=requested(self_train, raw))
+    if report.self_training_note:
+        err.print(report.self_training_note, soft_wrap=True, highlight=False)
     if report.added_labels:
         err.print(f"{lang}'s own {task} head learns {len(report.added_labels)} label(s) the checkpoint's task "
                   f"lacked: {', '.join(report.added_labels)} (other languages unchanged; --strict-labels refuses)",
                   soft_wrap=True, highlight=False)
     shown = report.tune if report.tune == tune else f"{tune} -> {report.tune}"
-    table = Table(title=f"fewshot {task}/{lang}: n={n}, {report.steps} steps, tune={shown}")
+    second = report.self_training
+    rounds = f" + {second['steps']} on {second['kept']} self-labelled raw sentences" if second else ""
+    table = Table(title=f"fewshot {task}/{lang}: n={n}, {report.steps} steps{rounds}, tune={shown}")
     table.add_column("")
     table.add_column("before", justify="right")
     table.add_column("after", justify="right")

@@ -68,6 +68,10 @@ class TrainConfig:
     # rate they learn far too slowly, while a higher rate on the generator wrecks every adapter (each
     # generator weight feeds every generated one). So heads get their own rate.
     head_lr: float = 5e-3
+    # pretrain-mlm only: the task, language and layer embeddings (None: `lr`). They start as N(0, 1) rows,
+    # which Adam at the hypernetwork's rate moves by at most lr per step: in a short pretraining the
+    # language rows stay where they were drawn, so the row space carries nothing add-language could find.
+    embedding_lr: float | None = None
     warmup: float = 0.1  # fraction of steps with linear warm-up
     decay: bool = True  # linear decay to zero after warm-up; few-shot uses a constant rate
     max_length: int = 256
@@ -86,6 +90,8 @@ class TrainConfig:
             raise HxError(f"train.batch_size must be positive, got {self.batch_size}")
         if self.lr <= 0 or self.head_lr <= 0:
             raise HxError(f"train.lr and train.head_lr must be positive, got {self.lr} and {self.head_lr}")
+        if self.embedding_lr is not None and self.embedding_lr <= 0:
+            raise HxError(f"train.embedding_lr must be positive, got {self.embedding_lr}")
         if not 0 <= self.warmup < 1:
             raise HxError(f"train.warmup is a fraction of steps in [0, 1), got {self.warmup}")
         if self.max_length < 8:
@@ -151,7 +157,7 @@ def _fill(cls: type, section: str, values: dict[str, Any], base: Any) -> Any:
     for key, value in values.items():
         if key not in known:
             raise HxError(f"unknown recipe key {section}{key} (known: {', '.join(sorted(known))})")
-        expected = types[str(known[key].type)]
+        expected = types[str(known[key].type).removesuffix(" | None")]  # optional keys: given means set
         updates[key] = _typed(section, key, value, expected)
     return dataclasses.replace(base, **updates)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 import torch
@@ -72,21 +73,54 @@ def predict_words(word_logits: Callable[[TagBatch], torch.Tensor], tokenizer, se
     `word_logits` maps a batch to [B, W, labels]. Best labels stay on the device until the end, so
     the loop never waits on it between batches. `max_tokens` defaults by device (default_max_tokens).
     """
-    chunks = encode_sentences(tokenizer, sentences, max_length)
-    best: list[tuple[list[Chunk], torch.Tensor]] = []
-    budget = max_tokens if max_tokens is not None else default_max_tokens(device)
-    for indices in token_batches(chunks, budget, batch_size):
-        picked = [chunks[i] for i in indices]
-        batch = collate_chunks(picked, tokenizer.pad_token_id).to(device)
-        best.append((picked, word_logits(batch).argmax(-1)))
-        if progress is not None:
-            progress(sum(c.n_words for c in picked))
+    best = _batched(lambda batch: word_logits(batch).argmax(-1), tokenizer, sentences, max_length, batch_size,
+                    device, max_tokens, progress)
     predictions: list[list[str]] = [[""] * len(words) for words in sentences]
     for picked, rows in best:
         for chunk, row in zip(picked, rows.tolist()):
             for offset in range(chunk.n_words):
                 predictions[chunk.sentence][chunk.first_word + offset] = labels[row[offset]]
     return predictions
+
+
+def _batched(reduce: Callable[[TagBatch], Any], tokenizer, sentences: list[list[str]], max_length: int,
+             batch_size: int | None, device: torch.device | str, max_tokens: int | None,
+             progress: Callable[[int], None] | None) -> list[tuple[list[Chunk], Any]]:
+    """`reduce` of every token batch of the sentences' chunks, left on the device, beside its chunks."""
+    chunks = encode_sentences(tokenizer, sentences, max_length)
+    out: list[tuple[list[Chunk], Any]] = []
+    budget = max_tokens if max_tokens is not None else default_max_tokens(device)
+    for indices in token_batches(chunks, budget, batch_size):
+        picked = [chunks[i] for i in indices]
+        out.append((picked, reduce(collate_chunks(picked, tokenizer.pad_token_id).to(device))))
+        if progress is not None:
+            progress(sum(c.n_words for c in picked))
+    return out
+
+
+@torch.inference_mode()
+def predict_with_confidence(model: HyperX, task: str, lang: str, sentences: list[list[str]],
+                            pooling: str = "first", max_length: int | None = None
+                            ) -> tuple[list[list[str]], list[list[float]]]:
+    """As `predict_tags`, plus the probability the model gives each word's label (self-training keeps
+    the sentences it is surest of)."""
+    labels = model.registry.labels(task, lang)
+    model.eval()
+    adapters = model.adapters(task, lang)
+
+    def reduce(batch: TagBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        return model.tag_logits(task, batch, adapters, pooling, lang).float().softmax(-1).max(-1)
+
+    tags: list[list[str]] = [[""] * len(words) for words in sentences]
+    confidence: list[list[float]] = [[0.0] * len(words) for words in sentences]
+    for picked, (probabilities, best) in _batched(reduce, model.backbone.tokenizer, sentences,
+                                                  max_length or model_max_length(model), None, model.device,
+                                                  None, None):
+        for chunk, probs, row in zip(picked, probabilities.tolist(), best.tolist()):
+            for offset in range(chunk.n_words):
+                tags[chunk.sentence][chunk.first_word + offset] = labels[row[offset]]
+                confidence[chunk.sentence][chunk.first_word + offset] = probs[offset]
+    return tags, confidence
 
 
 def predict_tags(model: HyperX, task: str, lang: str, sentences: list[list[str]], batch_size: int | None = None,

@@ -210,3 +210,24 @@ def test_help_shows_bracketed_defaults() -> None:
         assert result.exit_code == 0
         assert "$HXTOOL_CHECKPOINT" in result.output or "$HXTOOL_DATA" in result.output, command
         assert "$HXTOOL_DEVICE" in result.output, command
+
+
+def test_fewshot_self_training_options(checkpoint: Path, tmp_path: Path) -> None:
+    """--self-train N with --raw runs the second round and says so; a negative N or missing raw text is a
+    clear error; --self-train 0 turns off what auto would do."""
+    train = TINY_DATA / "tr-pos-train.conllu"
+    common = ("fewshot", "--task", "pos", "--lang", "tr", "--train", train, "--epochs", "1", "--checkpoint",
+              checkpoint, "--quiet")
+    result = run(*common, "--n", "5", "--self-train", "8", "--raw", TINY_DATA / "tr-raw.txt",
+                 "--output", tmp_path / "a")
+    assert "on 4 self-labelled" in result.stdout
+    event = json.loads((tmp_path / "a" / "config.json").read_text())["history"][-1]
+    assert event["self_training"]["labelled"] == 8 and event["self_training"]["kept"] == 4
+    result = run(*common, "--n", "20", "--self-train", "0", "--output", tmp_path / "b")
+    assert "self-labelled" not in result.stdout
+    assert "self_training" not in json.loads((tmp_path / "b" / "config.json").read_text())["history"][-1]
+    result = run(*common, "--n", "5", "--self-train", "-1", "--output", tmp_path / "c", ok=False)
+    assert result.exit_code != 0 and "--self-train" in result.output
+    result = run(*common, "--n", "5", "--raw", tmp_path / "missing.txt", "--output", tmp_path / "d", ok=False)
+    assert result.exit_code != 0 and "missing.txt" in result.output and "1 steps" not in result.output
+    assert "--self-train" in run("fewshot", "--help").stdout

@@ -74,6 +74,29 @@ def test_report_merges_baselines_that_predate_the_tuning_options(curves, tmp_pat
         curves.report([hx, hx4], None)
 
 
+def test_report_takes_chosen_systems_of_a_file_and_refuses_a_cell_twice(curves, tmp_path):
+    """An earlier hxtool run's extra tuning modes merge beside a newer run of the default (same options but
+    the modes); the same (system, target, n, seed) from two files is refused."""
+    new = write_run(curves, tmp_path / "new.json", "hxtool", [(0, 0, 70.0), (20, 1, 80.0)], 1.0)
+    modes = dataclasses.replace(curves.PROFILES["quick"], tune_modes=("auto", "lang+head"))
+    old = json.loads(write_run(curves, tmp_path / "old.json", "hxtool", [(0, 0, 70.0), (20, 1, 78.0)], 9.0,
+                               profile=modes).read_text())
+    old["scores"].append({"system": "hxtool_lang_head", "target": "ug", "n": 20, "seed": 1, "upos": 77.0})
+    old["cost"]["hxtool_lang_head"] = {"bytes_tuned": 1}
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    with pytest.raises(SystemExit, match="more than one file scores hxtool"):
+        curves.report([new, tmp_path / "old.json"], None)
+    with pytest.raises(SystemExit, match="no scores of madx"):
+        curves.report([new, f"{tmp_path / 'old.json'}:madx"], None)
+    merged_path = tmp_path / "merged.json"
+    assert curves.report([new, f"{tmp_path / 'old.json'}:hxtool_lang_head"], merged_path) == 0
+    merged = json.loads(merged_path.read_text())
+    assert sorted((r["system"], r["upos"]) for r in merged["scores"]) == \
+        [("hxtool", 70.0), ("hxtool", 80.0), ("hxtool_lang_head", 77.0)]
+    assert set(merged["cost"]) == {"hxtool", "hxtool_lang_head"} and merged["stages"][0]["system"] == "hxtool"
+    assert merged["profile"]["tune_modes"] == list(curves.PROFILES["quick"].tune_modes)
+
+
 def test_tuning_modes_are_systems_and_the_mean_row_is_a_diagnostic(curves, tmp_path, capsys):
     lora = write_run(curves, tmp_path / "a.json", "hxtool_lang_head_lora", [(0, 0, 70.0), (20, 1, 78.0)], 1.0)
     mean = write_run(curves, tmp_path / "b.json", "hxtool_meanrow", [(0, 0, 69.0)], 1.0)
@@ -111,8 +134,9 @@ SUITE_LAYOUT = {"ud/en_ewt/train.conllu": "en-pos-train.conllu", "ud/tr_imst/tra
 
 
 def test_auto_is_scored_from_the_runs_of_the_modes_it_picks(curves, tmp_path):
-    """`auto` at n < 20 is lang+head and at n >= 20 lang+head+lora: the suite runs each recipe once and
-    records the copy under every system that asks for it; variants carry their own LoRA options."""
+    """`auto` at n < 20 is lang+head and at n >= 20 lang+head+lora plus self-training: the suite runs each
+    recipe once and records the copy under every system that asks for it; variants carry their own options
+    (`st=0`: no self-training)."""
     import shutil
 
     import torch
@@ -128,21 +152,27 @@ def test_auto_is_scored_from_the_runs_of_the_modes_it_picks(curves, tmp_path):
         assert curves.main(["--quick", "--systems", "hxtool", "--data-dir", str(data), "--base-model",
                             "tiny-random:xlm-roberta", "--source-steps", "4", "--lang-steps", "2", "--epochs", "1",
                             "--shots", "0,5,20", "--eval-limit", "8", "--output", str(out), "--tune-modes",
-                            "auto,lang+head,lang+head+lora,lang+head+lora/r=2/t=value:ffn_norm"]) == 0
+                            "auto,lang+head,lang+head+lora,auto/st=0,lang+head+lora/r=2/t=value:ffn_norm"]) == 0
     finally:
         torch.set_num_threads(threads)
     run = json.loads(out.read_text())
     rows = {(r["system"], r["n"]): r for r in run["scores"] if r["n"] > 0}
     assert rows[("hxtool_lang_head", 5)]["same_run_as"] == "hxtool"
-    assert rows[("hxtool_lang_head_lora", 20)]["same_run_as"] == "hxtool"
+    assert rows[("hxtool_auto/st=0", 5)]["same_run_as"] == "hxtool"
+    assert rows[("hxtool_auto/st=0", 20)]["same_run_as"] == "hxtool_lang_head_lora"
     for n in (5, 20):
         assert "same_run_as" not in rows[("hxtool", n)]
         assert "same_run_as" not in rows[("hxtool_lang_head_lora/r=2/t=value:ffn_norm", n)]
-    assert "same_run_as" not in rows[("hxtool_lang_head", 20)] and "same_run_as" not in rows[("hxtool_lang_head_lora", 5)]
+    for system in ("hxtool_lang_head", "hxtool_lang_head_lora"):  # auto self-trains at 20: a run of its own
+        assert "same_run_as" not in rows[(system, 20)]
+    assert "same_run_as" not in rows[("hxtool_lang_head_lora", 5)]
     assert rows[("hxtool", 5)]["tune"] == "lang+head" and rows[("hxtool", 20)]["tune"] == "lang+head+lora"
-    # One few-shot stage per distinct run: 2 (auto) + 1 (lang+head at 20) + 1 (lora at 5) + 2 (the variant).
+    # One few-shot stage per distinct run: 2 (auto) + 1 (lang+head at 20) + 2 (lora) + 2 (the variant).
     stages = [s for s in run["stages"] if s["stage"].startswith("fewshot")]
-    assert len(stages) == 6
+    assert len(stages) == 7
+    self_trained = [s for s in stages if "self_training" in s]
+    assert [(s["system"], s["stage"]) for s in self_trained] == [("hxtool", "fewshot ug n=20 seed=1")]
+    assert self_trained[0]["self_training"]["kept"] > 0
     # The variant's own options reached fewshot: row + head, rank-2 value updates and ffn_norm shifts.
     from hxtool.model.backbone import load_backbone
 

@@ -367,3 +367,29 @@ def test_background_batches_come_in_the_same_order_and_errors_surface() -> None:
 
     with pytest.raises(OSError, match="disk gone"):
         list(prepared(sampler, {s.pair: broken() for s in streams}, 0, 5, torch.device("cpu"), background=True))
+
+
+def test_embedding_lr_is_the_embeddings_own_rate(tiny_bert: Path, tmp_path: Path) -> None:
+    """train.embedding_lr moves the task/language/layer embeddings at their own rate: at a vanishing one they
+    stay where they were drawn while the rest of the hypernetwork trains."""
+    from hxtool.errors import HxError
+
+    def trained(embedding_lr: float | None, steps: int) -> dict[str, torch.Tensor]:
+        loaded = recipe(tiny_bert, steps=steps)
+        loaded.train.embedding_lr = embedding_lr
+        folder = tmp_path / f"{embedding_lr}-{steps}"
+        pretrain(loaded, folder, quiet=True)
+        return weights(folder)
+
+    rows, generator = "hypernet.embeddings.language.weight", "hypernet.generator.linear.weight"
+    short, long = trained(1e-12, 2), trained(1e-12, 6)
+    assert (short[rows] - long[rows]).abs().max() < 1e-6
+    assert not torch.equal(short[generator], long[generator])
+    moved_short, moved_long = trained(None, 2), trained(None, 6)
+    assert (moved_short[rows] - moved_long[rows]).abs().max() > 1e-3  # at the recipe's lr (1e-2) they move
+    path = tmp_path / "bad.toml"
+    path.write_text(TINY_RECIPE.read_text().replace("[train]", "[train]\nembedding_lr = -1"), encoding="utf-8")
+    with pytest.raises(HxError, match="embedding_lr"):
+        load_recipe(path, TINY_DATA).train.validate()
+    path.write_text(TINY_RECIPE.read_text().replace("[train]", "[train]\nembedding_lr = 1"), encoding="utf-8")
+    assert load_recipe(path, TINY_DATA).train.embedding_lr == 1.0

@@ -32,6 +32,8 @@ from hxtool.tagging import predict_tags, score_tags
 from hxtool.training.loop import Resumable, param_groups, train
 from hxtool.training.objectives import hyperx_loss
 from hxtool.training.resume import discard_state, resume_dir
+from hxtool.workflows.self_training import (SelfTraining, language_corpus, mixed, pseudo_labelled,
+                                            sample_raw_sentences)
 
 TUNE_MODES = ("lang", "lang+head", "lang+head+lora", "all", "auto")
 # --tune auto (the default): the row and a head copy below this many sentences, plus low-rank encoder
@@ -55,6 +57,12 @@ class LoraOptions:
     lr: float = 1e-3
 
 
+def default_self_training(tune: str, n: int) -> bool:
+    """Whether fewshot self-trains when not told: `auto` from AUTO_LORA_FROM sentences on, where it was
+    measured to help (BENCHMARKS.md); below that the tagger is weaker and it was not measured."""
+    return tune == "auto" and n >= AUTO_LORA_FROM
+
+
 def resolve_tune(tune: str, n: int) -> str:
     """The mode `tune` means for n sentences: `auto` picks by n, every other mode is itself."""
     if tune == "auto":
@@ -72,6 +80,8 @@ class FewshotReport:
     output: Path
     tune: str  # the mode that ran (`auto` resolved)
     added_labels: list[str] = dataclasses.field(default_factory=list)  # labels the language's head gained
+    self_training: dict | None = None  # the second round on pseudo-labelled raw text, when one ran
+    self_training_note: str | None = None  # why the default second round did not run
     meta: CheckpointMeta | None = None  # what was saved: pass it on to a next command in the same process
 
 
@@ -88,10 +98,12 @@ def fewshot(model: HyperX, meta: CheckpointMeta, checkpoint: Path, task: str, la
             eval_data: LabelledData | None, n: int, config: TrainConfig, tune: str = DEFAULT_TUNE,
             output: Path | None = None, quiet: bool = False, save_every: int = 0,
             resume: bool = False, strict_labels: bool = False, precision: str | None = None,
-            lora: LoraOptions | None = None) -> FewshotReport:
+            lora: LoraOptions | None = None, self_training: SelfTraining | None = None) -> FewshotReport:
     """Tune on n sentences of `train_data`. Labels the task lacks extend the language's own head (listed
     in the report's `added_labels`) unless `strict_labels`, which refuses them as before. With
-    `tune="lang+head+lora"` the language also gets its own low-rank encoder updates (`lora`)."""
+    `tune="lang+head+lora"` the language also gets its own low-rank encoder updates (`lora`).
+    `self_training` adds a second round on the shots plus raw text the tuned model labelled
+    (self_training.py); by default `auto` does that from 20 sentences on, when the language's corpus is there."""
     if tune not in TUNE_MODES:
         raise HxError(f"--tune must be one of {', '.join(TUNE_MODES)}, got {tune!r}")
     lora = lora or LoraOptions()
@@ -99,7 +111,19 @@ def fewshot(model: HyperX, meta: CheckpointMeta, checkpoint: Path, task: str, la
         check_targets(lora.targets)
         if lora.rank < 1:
             raise HxError(f"--lora-rank must be at least 1, got {lora.rank}")
+    asked = self_training is not None
+    if self_training is None:
+        self_training = SelfTraining(sentences=SelfTraining.sentences if default_self_training(tune, n) else 0)
+    self_training.validate()
     tune = resolve_tune(tune, n)
+    corpus = language_corpus(model, lang, self_training.corpus) if self_training.sentences else None
+    note = None
+    if self_training.sentences and corpus is None:
+        if asked:
+            raise HxError(f"self-training needs raw text of {lang}: the corpus add-language registered is not "
+                          "there; pass --raw FILE (or --self-train 0)")
+        note = f"no self-training: the raw text of {lang} that add-language registered is not there"
+        self_training = SelfTraining(sentences=0)
     registry = model.registry
     labels = registry.labels(task, lang)
     lang_index = registry.lang_index(lang)
@@ -140,7 +164,8 @@ def fewshot(model: HyperX, meta: CheckpointMeta, checkpoint: Path, task: str, la
     signature = {"command": "fewshot", "task": task, "lang": lang, "n": n, "tune": tune,
                  "train": dataclasses.asdict(config), "sentences": indices}
     if tune == "lang+head+lora":
-        signature["lora"] = dataclasses.asdict(lora)
+        # as JSON gives it back (targets a list), or a resumed run would never match the saved signature
+        signature["lora"] = {**dataclasses.asdict(lora), "targets": list(lora.targets)}
     # The row is written back only if training finishes; an error leaves the table as it was.
     with model.hypernet.embeddings.language_row(lang_index, model.hypernet.embeddings.language.weight[lang_index]):
         # With "all", hypernet.parameters() already includes the free-standing row.
@@ -163,19 +188,56 @@ def fewshot(model: HyperX, meta: CheckpointMeta, checkpoint: Path, task: str, la
             rates.update({id(p): config.head_lr for p in [*model.heads.parameters(), *model.mlm_head.parameters()]})
         rates[id(model.hypernet.embeddings.row)] = config.lr
         rates.update({id(p): lora.lr for p in lora_params})
-        result = train(model, hyperx_loss(model, config.pooling), [stream], param_groups(params, config.lr, rates), config,
+        groups = param_groups(params, config.lr, rates)
+        result = train(model, hyperx_loss(model, config.pooling), [stream], groups, config,
                        description=f"fewshot {task}/{lang} n={n}", quiet=quiet,
                        resumable=Resumable(resume_dir(output), save_every, resume, signature), precision=precision)
+        second = None
+        if self_training.sentences and corpus is not None:
+            second = _self_train(model, task, lang, shots, labels, corpus, self_training, config, groups, signature,
+                                 output, quiet, save_every, resume, precision)
     after = evaluate()
     registry.language(lang).fewshot.append({"task": task, "n": n, "seed": config.seed, "tune": tune,
-                                            "steps": steps, "train": str(train_data.path)})
+                                            "steps": steps, "train": str(train_data.path),
+                                            **({"self_trained": second["kept"]} if second else {})})
     event = {"command": "fewshot", "task": task, "lang": lang, "n": n, "tune": tune,
              "train": dataclasses.asdict(config), "sentences": indices, **({"lora": signature["lora"]}
                                                                          if "lora" in signature else {}),
+             **({"self_training": second} if second else {}),
              "before": before.value if before else None, "after": after.value if after else None}
     saved = save_model(model, meta, output, event, world_size=result.world_size, precision=result.precision)
     discard_state(output)
-    return FewshotReport(n, indices, before, after, steps, output, tune, added, saved)
+    discard_state(_second_round_output(output))
+    return FewshotReport(n, indices, before, after, steps, output, tune, added, self_training=second,
+                         self_training_note=note, meta=saved)
+
+
+def _second_round_output(output: Path) -> Path:
+    """Named so that the second round's resumable state sits beside the first round's, not inside it."""
+    return output.parent / f"{output.name}.self-train"
+
+
+def _self_train(model: HyperX, task: str, lang: str, shots: LabelledData, labels: list[str], corpus: Path | str,
+                plan: SelfTraining, config: TrainConfig, groups: list, signature: dict, output: Path, quiet: bool,
+                save_every: int, resume: bool, precision: str | None) -> dict | None:
+    """The second round: label raw sentences with the model tuned so far, keep the surest, tune again on
+    them and the shots (same parameters and rates). Returns what it did, for the checkpoint's history."""
+    raw = sample_raw_sentences(corpus, plan.sentences, config.seed)
+    if not raw:
+        return None
+    pseudo, confidence = pseudo_labelled(model, task, lang, raw, plan.keep, config.pooling, config.max_length)
+    data = mixed(shots, pseudo, plan.shot_repeats)
+    chunks = encode_sentences(model.backbone.tokenizer, data.words, config.max_length, label_ids(data, labels))
+    second = dataclasses.replace(config, steps=plan.epochs * math.ceil(len(data) / config.batch_size))
+    stream = TaggingStream(task, lang, chunks, second.batch_size, model.backbone.tokenizer.pad_token_id, second.seed)
+    record = {"corpus": str(corpus), "labelled": len(raw), "kept": len(pseudo), "confidence": round(confidence, 4),
+              "epochs": plan.epochs, "shot_repeats": plan.shot_repeats, "steps": second.steps}
+    folder = resume_dir(_second_round_output(output))
+    train(model, hyperx_loss(model, config.pooling), [stream], groups, second,
+          description=f"self-training {task}/{lang} ({len(pseudo)} raw sentences)", quiet=quiet,
+          resumable=Resumable(folder, save_every, resume and folder.is_dir(), {**signature, "self_training": record}),
+          precision=precision)
+    return record
 
 
 def fewshot_steps(n: int, batch_size: int, epochs: int) -> int:

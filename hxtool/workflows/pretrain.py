@@ -105,6 +105,8 @@ def pretrain(recipe: Recipe, output: Path, device: str = "cpu", quiet: bool = Fa
         signature["weights"] = weights
     resumable = Resumable(resume_dir(output), save_every, resume, signature)
     rates = {id(p): cfg.head_lr for p in [*model.heads.parameters(), *model.mlm_head.parameters()]}
+    if cfg.embedding_lr is not None:
+        rates.update({id(p): cfg.embedding_lr for p in model.hypernet.embeddings.parameters()})
     result = train(model, hyperx_loss(model, cfg.pooling), streams, param_groups(params, cfg.lr, rates), cfg,
                    evaluate=evaluate if dev else None, description="pretrain-mlm", quiet=quiet,
                    resumable=resumable, precision=precision)

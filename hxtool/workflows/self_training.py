@@ -1,0 +1,105 @@
+"""Self-training after few-shot: the freshly tuned tagger labels sentences of the language's raw text, and
+the sentences it is surest of join the labelled shots for a second round of the same tuning.
+
+Raw text is what hxtool has for every language it adds (add-language registers the corpus), so from 20
+labelled sentences on (`--tune auto`) the tagger is good enough (about 82+ UPOS) for its confident
+labels to teach it more than they mislead it. Measured in BENCHMARKS.md (issue 10).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from hxtool.data.corpus import iter_corpus_lines
+from hxtool.data.labelled import LabelledData
+from hxtool.errors import HxError
+from hxtool.model.hyperx import HyperX
+from hxtool.tagging import predict_with_confidence
+
+# Raw lines are split into words the way UD treebanks mostly do: punctuation apart, a clitic that ends in
+# an apostrophe or a hyphen (Maltese `il-`, `b'`) as its own word.
+WORD = re.compile(r"\w+['’]|\w+-|\w+|[^\w\s]")
+MIN_WORDS, MAX_WORDS = 3, 60
+
+
+@dataclass
+class SelfTraining:
+    """How fewshot labels raw text for its second round (`sentences` = 0: no second round)."""
+
+    sentences: int = 1000  # raw sentences the tuned tagger labels
+    keep: float = 0.5  # the share of them, most confident first, that joins the shots
+    epochs: int = 3  # passes over shots + kept sentences
+    shot_repeats: int = 3  # each labelled shot counts this often in that mix
+    corpus: Path | str | None = None  # default: the corpus add-language registered for the language
+
+    def validate(self) -> None:
+        if self.sentences < 0:
+            raise HxError(f"--self-train must be 0 (off) or a number of raw sentences, got {self.sentences}")
+        if not 0 < self.keep <= 1 or self.epochs < 1 or self.shot_repeats < 1:
+            raise HxError("self-training needs 0 < keep <= 1, epochs >= 1 and shot_repeats >= 1")
+
+
+def requested(sentences: int | None, corpus: Path | str | None) -> SelfTraining | None:
+    """What `--self-train N` / `--raw FILE` ask for; None (neither given): fewshot's default for the mode and n.
+    `--raw` alone means the default 1000 sentences from that text."""
+    if sentences is None and corpus is None:
+        return None
+    return SelfTraining(sentences=SelfTraining.sentences if sentences is None else sentences, corpus=corpus)
+
+
+def split_words(line: str) -> list[str]:
+    return WORD.findall(line)
+
+
+def sample_raw_sentences(corpus: Path | str, count: int, seed: int) -> list[list[str]]:
+    """`count` lines of the corpus drawn uniformly (one pass, reservoir sampling, seeded), as words; lines of
+    fewer than 3 or more than 60 words are skipped."""
+    rng = random.Random(seed)
+    picked: list[list[str]] = []
+    seen = 0
+    for line in iter_corpus_lines(corpus):
+        words = split_words(line)
+        if not MIN_WORDS <= len(words) <= MAX_WORDS:
+            continue
+        seen += 1
+        if len(picked) < count:
+            picked.append(words)
+        elif (slot := rng.randrange(seen)) < count:
+            picked[slot] = words
+    return picked
+
+
+def language_corpus(model: HyperX, lang: str, given: Path | str | None) -> Path | str | None:
+    """The raw text to label: `given`, else the corpus add-language (or pretraining) registered, if still there."""
+    from hxtool.data.hf_datasets import is_dataset
+
+    if given is not None:
+        if not is_dataset(given) and not Path(given).is_file():  # refused before the first round, not after
+            raise HxError(f"--raw: {given} is not a file (or dataset)")
+        return given
+    corpus = model.registry.language(lang).corpus
+    if not corpus:
+        return None
+    path = corpus["path"]
+    return path if is_dataset(path) or Path(path).is_file() else None
+
+
+def pseudo_labelled(model: HyperX, task: str, lang: str, sentences: list[list[str]], keep: float,
+                    pooling: str, max_length: int) -> tuple[LabelledData, float]:
+    """The `keep` share of `sentences` the model tags most confidently (mean word probability), with its
+    tags, and that share's mean confidence."""
+    tags, confidence = predict_with_confidence(model, task, lang, sentences, pooling, max_length)
+    mean = [sum(c) / len(c) for c in confidence]
+    order = sorted(range(len(sentences)), key=lambda i: -mean[i])[:max(1, round(keep * len(sentences)))]
+    kept = LabelledData(Path("<self-training>"), [sentences[i] for i in order], [tags[i] for i in order],
+                        [[0] * len(sentences[i]) for i in order])
+    return kept, sum(mean[i] for i in order) / len(order)
+
+
+def mixed(shots: LabelledData, pseudo: LabelledData, shot_repeats: int) -> LabelledData:
+    """Shots (repeated) and pseudo-labelled sentences as one set; the stream shuffles it."""
+    return LabelledData(shots.path, shots.words * shot_repeats + pseudo.words, shots.tags * shot_repeats + pseudo.tags,
+                        shots.lines * shot_repeats + pseudo.lines)

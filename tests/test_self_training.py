@@ -1,0 +1,147 @@
+"""Self-training after few-shot: raw text labelled by the tuned model joins the shots for a second round."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import TINY_DATA
+from hxtool.data.labelled import read_labelled
+from hxtool.errors import HxError
+from hxtool.store.session import load_model
+from hxtool.tagging import predict_tags, predict_with_confidence
+from hxtool.workflows.fewshot import AUTO_LORA_FROM, default_self_training, fewshot
+from hxtool.workflows.self_training import SelfTraining, pseudo_labelled, requested, sample_raw_sentences, split_words
+from test_lora import fewshot_config, words
+
+
+def test_raw_lines_split_into_words_as_treebanks_do() -> None:
+    assert split_words("Il-Qorti qalet: b'tixħim, ta' 68 sena.") == \
+        ["Il-", "Qorti", "qalet", ":", "b'", "tixħim", ",", "ta'", "68", "sena", "."]
+
+
+def test_raw_sentences_are_a_seeded_sample_of_usable_lines(tmp_path: Path) -> None:
+    corpus = tmp_path / "raw.txt"
+    lines = [f"line {i} has words" for i in range(50)] + ["too short", " ".join(["w"] * 61)]
+    corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    first = sample_raw_sentences(corpus, 10, seed=1)
+    assert first == sample_raw_sentences(corpus, 10, seed=1) != sample_raw_sentences(corpus, 10, seed=2)
+    assert len(first) == 10 and len({tuple(s) for s in first}) == 10
+    assert all(s[0] == "line" and len(s) == 4 for s in first)  # the 2- and 61-word lines never come
+    assert len(sample_raw_sentences(corpus, 500, seed=1)) == 50
+
+
+def test_confidences_come_with_the_same_tags_as_predict_tags(checkpoint: Path) -> None:
+    model, _ = load_model(checkpoint)
+    sentences = words("tr")
+    tags, confidence = predict_with_confidence(model, "pos", "tr", sentences, max_length=32)
+    assert tags == predict_tags(model, "pos", "tr", sentences, max_length=32)
+    labels = len(model.registry.labels("pos", "tr"))
+    assert all(1 / labels <= p <= 1 for row in confidence for p in row)
+    kept, mean = pseudo_labelled(model, "pos", "tr", sentences, 0.5, "first", 32)
+    assert len(kept) == round(len(sentences) / 2)
+    means = sorted((sum(c) / len(c) for c in confidence), reverse=True)
+    assert mean == pytest.approx(sum(means[:len(kept)]) / len(kept))
+
+
+def test_auto_self_trains_from_twenty_sentences_and_leaves_other_languages_alone(checkpoint: Path,
+                                                                                tmp_path: Path) -> None:
+    assert [default_self_training("auto", n) for n in (5, AUTO_LORA_FROM - 1, AUTO_LORA_FROM)] == [False, False, True]
+    assert not default_self_training("lang+head+lora", 50)
+    model, meta = load_model(checkpoint)
+    train = read_labelled("pos", TINY_DATA / "tr-pos-train.conllu")
+    en_before = predict_tags(model, "pos", "en", words("en"))
+    state_before = {k: v.clone() for k, v in model.learned_state_dict().items()}
+    few = fewshot(model, meta, checkpoint, "pos", "tr", train, None, 4, fewshot_config(2), tune="auto", quiet=True)
+    assert few.self_training is None
+    many = fewshot(model, meta, checkpoint, "pos", "tr", train, None, AUTO_LORA_FROM, fewshot_config(2),
+                   tune="auto", quiet=True, self_training=SelfTraining(sentences=12, epochs=1))
+    second = many.self_training
+    assert second["corpus"] == str(TINY_DATA / "tr-raw.txt") and second["labelled"] == 12 and second["kept"] == 6
+    # one epoch over 20 shots x 3 + 6 raw sentences at batch 4
+    assert second["steps"] == 17
+    reloaded, _ = load_model(checkpoint)
+    assert reloaded.registry.language("tr").fewshot[-1]["tune"] == "lang+head+lora"
+    assert not list(checkpoint.parent.glob("*.resume"))  # both rounds' resumable state is gone
+    changed = [k for k in state_before if not torch.equal(state_before[k], reloaded.learned_state_dict()[k])]
+    assert changed == ["hypernet.embeddings.language.weight"]
+    table_before = state_before["hypernet.embeddings.language.weight"]
+    table_after = reloaded.learned_state_dict()["hypernet.embeddings.language.weight"]
+    tr = reloaded.registry.lang_index("tr")
+    assert torch.equal(torch.cat([table_before[:tr], table_before[tr + 1:]]),
+                       torch.cat([table_after[:tr], table_after[tr + 1:]]))
+    assert predict_tags(reloaded, "pos", "en", words("en")) == en_before
+
+
+def test_the_second_round_changes_the_tuned_model(checkpoint: Path, tmp_path: Path) -> None:
+    model, meta = load_model(checkpoint)
+    train = read_labelled("pos", TINY_DATA / "tr-pos-train.conllu")
+    snapshot = model.snapshot()
+    fewshot(model, meta, checkpoint, "pos", "tr", train, None, 20, fewshot_config(3), tune="auto", quiet=True,
+            output=tmp_path / "one", self_training=SelfTraining(sentences=0))
+    one_round = model.language_state("tr")
+    model.restore(snapshot)
+    fewshot(model, meta, checkpoint, "pos", "tr", train, None, 20, fewshot_config(3), tune="auto", quiet=True,
+            output=tmp_path / "two", self_training=SelfTraining(sentences=10, epochs=1))
+    two_rounds = model.language_state("tr")
+    assert one_round.keys() == two_rounds.keys()
+    assert any(not torch.equal(one_round[k], two_rounds[k]) for k in one_round)
+
+
+def test_missing_raw_text_is_an_error_only_when_asked_for(checkpoint: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(TINY_DATA, data)
+    model, meta = load_model(checkpoint)
+    model.registry.language("tr").corpus["path"] = str(tmp_path / "gone.txt")
+    train = read_labelled("pos", data / "tr-pos-train.conllu")
+    report = fewshot(model, meta, checkpoint, "pos", "tr", train, None, 20, fewshot_config(1), tune="auto",
+                     quiet=True, output=tmp_path / "a")
+    assert report.self_training is None and "no self-training" in report.self_training_note
+    with pytest.raises(HxError, match="--raw"):
+        fewshot(model, meta, checkpoint, "pos", "tr", train, None, 20, fewshot_config(1), tune="auto", quiet=True,
+                output=tmp_path / "b", self_training=SelfTraining(sentences=5))
+    given = fewshot(model, meta, checkpoint, "pos", "tr", train, None, 5, fewshot_config(1), tune="lang+head",
+                    quiet=True, output=tmp_path / "c", self_training=requested(None, data / "tr-raw.txt"))
+    assert given.self_training["corpus"] == str(data / "tr-raw.txt")
+    with pytest.raises(HxError, match="--self-train"):
+        fewshot(model, meta, checkpoint, "pos", "tr", train, None, 5, fewshot_config(1), quiet=True,
+                output=tmp_path / "d", self_training=SelfTraining(sentences=-1))
+
+
+def test_an_interrupted_second_round_resumes_to_the_same_weights(checkpoint: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from hxtool.config import TrainConfig
+    from hxtool.training import loop
+    from test_safety import same_weights
+
+    pool = read_labelled("pos", TINY_DATA / "fo-pos-train.conllu")
+    config = TrainConfig(steps=12, batch_size=4, lr=5e-3, decay=False, warmup=0.0, seed=3)
+    plan = SelfTraining(sentences=10, epochs=2, corpus=TINY_DATA / "en-raw.txt")
+
+    def run(output: Path, **kwargs):
+        model, meta = load_model(checkpoint)
+        return fewshot(model, meta, checkpoint, "pos", "en", pool, None, 8, config, output=output, quiet=True,
+                       tune="lang+head+lora", self_training=plan, **kwargs)
+
+    straight = run(tmp_path / "straight")
+    assert straight.self_training["steps"] == 16  # 2 epochs over 8 x 3 shots + 5 kept, batch 4
+    saves = []
+    original = loop.save_state
+
+    def save_then_die(folder, state, *args, **kwargs):  # die in the second round, at its step 8
+        original(folder, state, *args, **kwargs)
+        saves.append((folder.name, state.step))
+        if saves[-1] == ("resumed.self-train.resume", 8):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "save_state", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "resumed", save_every=4)
+    assert saves[0] == ("resumed.resume", 4) and saves[-1] == ("resumed.self-train.resume", 8)
+    monkeypatch.setattr(loop, "save_state", original)
+    run(tmp_path / "resumed", save_every=4, resume=True)
+    assert same_weights(tmp_path / "straight", tmp_path / "resumed")
+    assert not list(tmp_path.glob("*.resume"))
