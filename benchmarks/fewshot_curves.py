@@ -631,6 +631,9 @@ def read_run(spec: Path | str) -> dict[str, Any]:
         if missing:
             raise SystemExit(f"{path} has no scores of {', '.join(sorted(missing))}")
         run["scores"] = [row for row in run["scores"] if row["system"] in keep]
+        for row in run["scores"]:  # a copy of a run whose system is left out stands for that run itself
+            if row.get("same_run_as") not in keep:
+                row.pop("same_run_as", None)
         run["stages"] = [row for row in run["stages"] if row["system"] in keep]
         run["cost"] = {k: v for k, v in run["cost"].items() if k in keep}
         run["meta"]["seconds"] = {}  # a file's wall time is not any one of its systems'
@@ -648,7 +651,9 @@ def report(paths: list[Path], output: Path | None) -> int:
         raise SystemExit("these result files come from different profiles; merging them would mix setups")
     hxtool_runs = [r for r in runs if any(row["system"].startswith("hxtool") for row in r["scores"])]
     # Each tuning mode is its own system, so hxtool files may differ in which modes they ran, not in the rest.
-    options = lambda profile: {k: profile.get(k) for k in HXTOOL_ONLY if k != "tune_modes"}
+    # (a file older than an option ran with that option's default)
+    defaults = {f.name: f.default for f in dataclasses.fields(Profile)}
+    options = lambda profile: {k: profile.get(k, defaults[k]) for k in HXTOOL_ONLY if k != "tune_modes"}
     if len({json.dumps(options(r["profile"]), sort_keys=True) for r in hxtool_runs}) > 1:
         raise SystemExit("these hxtool result files come from different tuning options; merging them would mix setups")
     cells = [(row["system"], row["target"], row["n"], row["seed"]) for r in runs for row in r["scores"]]

@@ -81,7 +81,8 @@ def test_report_takes_chosen_systems_of_a_file_and_refuses_a_cell_twice(curves, 
     modes = dataclasses.replace(curves.PROFILES["quick"], tune_modes=("auto", "lang+head"))
     old = json.loads(write_run(curves, tmp_path / "old.json", "hxtool", [(0, 0, 70.0), (20, 1, 78.0)], 9.0,
                                profile=modes).read_text())
-    old["scores"].append({"system": "hxtool_lang_head", "target": "ug", "n": 20, "seed": 1, "upos": 77.0})
+    old["scores"].append({"system": "hxtool_lang_head", "target": "ug", "n": 20, "seed": 1, "upos": 77.0,
+                          "same_run_as": "hxtool"})  # that hxtool is the old file's, left out below
     old["cost"]["hxtool_lang_head"] = {"bytes_tuned": 1}
     (tmp_path / "old.json").write_text(json.dumps(old))
     with pytest.raises(SystemExit, match="more than one file scores hxtool"):
@@ -94,6 +95,7 @@ def test_report_takes_chosen_systems_of_a_file_and_refuses_a_cell_twice(curves, 
     assert sorted((r["system"], r["upos"]) for r in merged["scores"]) == \
         [("hxtool", 70.0), ("hxtool", 80.0), ("hxtool_lang_head", 77.0)]
     assert set(merged["cost"]) == {"hxtool", "hxtool_lang_head"} and merged["stages"][0]["system"] == "hxtool"
+    assert not any("same_run_as" in r for r in merged["scores"])
     assert merged["profile"]["tune_modes"] == list(curves.PROFILES["quick"].tune_modes)
 
 
