@@ -38,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -309,8 +310,8 @@ def mean_row_predictions(model, target: str, sources: tuple[str, ...], words: li
 
 def run_hxtool(profile: Profile, data_dir: Path, rec: Recorder, work: Path, device: str = "cpu") -> None:
     from hxtool.workflows.add_language import ADD_LANGUAGE_LR, add_language
-    from hxtool.workflows.fewshot import FEWSHOT_LR, default_self_training, fewshot, resolve_tune
-    from hxtool.workflows.self_training import SelfTraining, requested
+    from hxtool.workflows.fewshot import FEWSHOT_LR, fewshot, resolve_self_training, resolve_tune
+    from hxtool.workflows.self_training import requested
     from hxtool.workflows.pretrain import pretrain
     from hxtool.store.session import load_model
     from hxtool.tagging import predict_tags
@@ -347,8 +348,7 @@ def run_hxtool(profile: Profile, data_dir: Path, rec: Recorder, work: Path, devi
                 for n in (n for n in profile.shots if n > 0):
                     resolved = resolve_tune(variant.tune, n)
                     self_training = requested(variant.self_train, None)
-                    second = (self_training.sentences if self_training else
-                              SelfTraining.sentences if default_self_training(variant.tune, n) else 0)
+                    second = resolve_self_training(self_training, variant.tune, n).sentences
                     key = (resolved, dataclasses.astuple(variant.lora) if resolved.endswith("lora") else None,
                            variant.epochs, variant.head_lr, second, n, seed)
                     if key in measured:  # the same recipe, sentences and seed: the same run, not run twice
@@ -362,12 +362,14 @@ def run_hxtool(profile: Profile, data_dir: Path, rec: Recorder, work: Path, devi
                                     quiet=True, output=work / "fewshot-out", lora=variant.lora,
                                     self_training=self_training)
                     seconds = time.perf_counter() - clock
-                    extra = {"self_training": tuned.self_training} if tuned.self_training else {}
+                    second_round = tuned.self_training
+                    extra = {"self_training": second_round} if second_round else {}
                     owned = model.language_state(target)  # what the language alone stores
                     trainable = sum(v.numel() for v in owned.values()) if variant.tune != "all" else \
                         sum(v.numel() for v in model.learned_state_dict().values())
                     rec.stage(system, f"fewshot {target} n={n} seed={seed}",
-                              config.steps + extra.get("self_training", {}).get("steps", 0), seconds, trainable, **extra)
+                              config.steps + (second_round["steps"] if second_round else 0), seconds, trainable,
+                              **extra)
                     rec.run.cost.setdefault(system, {})["bytes_tuned"] = disk_bytes(owned)
                     rec.run.cost[system].setdefault("bytes_zero_shot", rec.run.cost["hxtool"]["bytes_zero_shot"])
                     measured[key] = rec.score(system, target, n, seed, test.tags,
@@ -657,8 +659,9 @@ def report(paths: list[Path], output: Path | None) -> int:
     if len({json.dumps(options(r["profile"]), sort_keys=True) for r in hxtool_runs}) > 1:
         raise SystemExit("these hxtool result files come from different tuning options; merging them would mix setups")
     cells = [(row["system"], row["target"], row["n"], row["seed"]) for r in runs for row in r["scores"]]
-    if len(set(cells)) < len(cells):
-        twice = sorted({c[0] for c in cells if cells.count(c) > 1})
+    counts = Counter(cells)
+    if len(counts) < len(cells):
+        twice = sorted({cell[0] for cell, count in counts.items() if count > 1})
         raise SystemExit(f"more than one file scores {', '.join(twice)}: pick systems with FILE:system,...")
     first = (hxtool_runs or runs)[0]
     merged = Run(profile=first["profile"], meta={**first["meta"], "merged_from": [str(p) for p in paths],

@@ -75,12 +75,7 @@ def predict_words(word_logits: Callable[[TagBatch], torch.Tensor], tokenizer, se
     """
     best = _batched(lambda batch: word_logits(batch).argmax(-1), tokenizer, sentences, max_length, batch_size,
                     device, max_tokens, progress)
-    predictions: list[list[str]] = [[""] * len(words) for words in sentences]
-    for picked, rows in best:
-        for chunk, row in zip(picked, rows.tolist()):
-            for offset in range(chunk.n_words):
-                predictions[chunk.sentence][chunk.first_word + offset] = labels[row[offset]]
-    return predictions
+    return _labelled(_per_word(sentences, [(p, r.tolist()) for p, r in best], None), labels)
 
 
 def _batched(reduce: Callable[[TagBatch], Any], tokenizer, sentences: list[list[str]], max_length: int,
@@ -98,6 +93,30 @@ def _batched(reduce: Callable[[TagBatch], Any], tokenizer, sentences: list[list[
     return out
 
 
+def _per_word(sentences: list[list[str]], batches: list[tuple[list[Chunk], list[list[Any]]]],
+              blank: Any) -> list[list[Any]]:
+    """One value per word of every sentence, from each chunk's row of per-word values (a long sentence's
+    chunks fill consecutive words)."""
+    out = [[blank] * len(words) for words in sentences]
+    for picked, rows in batches:
+        for chunk, row in zip(picked, rows):
+            out[chunk.sentence][chunk.first_word:chunk.first_word + chunk.n_words] = row[:chunk.n_words]
+    return out
+
+
+def _labelled(ids: list[list[int | None]], labels: list[str]) -> list[list[str]]:
+    return [["" if i is None else labels[i] for i in row] for row in ids]  # "": a word no chunk covered
+
+
+def _hyperx_word_logits(model: HyperX, task: str, lang: str, pooling: str) -> Callable[[TagBatch], torch.Tensor]:
+    """HyperX's word logits for a language: adapters generated once for the whole input, the language's own
+    head (and its own labels) where few-shot made one."""
+    model.eval()
+    with torch.inference_mode():
+        adapters = model.adapters(task, lang)
+    return lambda batch: model.tag_logits(task, batch, adapters, pooling, lang)
+
+
 @torch.inference_mode()
 def predict_with_confidence(model: HyperX, task: str, lang: str, sentences: list[list[str]],
                             pooling: str = "first", max_length: int | None = None
@@ -105,36 +124,21 @@ def predict_with_confidence(model: HyperX, task: str, lang: str, sentences: list
     """As `predict_tags`, plus the probability the model gives each word's label (self-training keeps
     the sentences it is surest of)."""
     labels = model.registry.labels(task, lang)
-    model.eval()
-    adapters = model.adapters(task, lang)
-
-    def reduce(batch: TagBatch) -> tuple[torch.Tensor, torch.Tensor]:
-        return model.tag_logits(task, batch, adapters, pooling, lang).float().softmax(-1).max(-1)
-
-    tags: list[list[str]] = [[""] * len(words) for words in sentences]
-    confidence: list[list[float]] = [[0.0] * len(words) for words in sentences]
-    for picked, (probabilities, best) in _batched(reduce, model.backbone.tokenizer, sentences,
-                                                  max_length or model_max_length(model), None, model.device,
-                                                  None, None):
-        for chunk, probs, row in zip(picked, probabilities.tolist(), best.tolist()):
-            for offset in range(chunk.n_words):
-                tags[chunk.sentence][chunk.first_word + offset] = labels[row[offset]]
-                confidence[chunk.sentence][chunk.first_word + offset] = probs[offset]
-    return tags, confidence
+    word_logits = _hyperx_word_logits(model, task, lang, pooling)
+    best = _batched(lambda batch: word_logits(batch).float().softmax(-1).max(-1), model.backbone.tokenizer,
+                    sentences, max_length or model_max_length(model), None, model.device, None, None)
+    ids = _per_word(sentences, [(p, indices.tolist()) for p, (_, indices) in best], None)
+    confidence = _per_word(sentences, [(p, probabilities.tolist()) for p, (probabilities, _) in best], 0.0)
+    return _labelled(ids, labels), confidence
 
 
 def predict_tags(model: HyperX, task: str, lang: str, sentences: list[list[str]], batch_size: int | None = None,
                  pooling: str = "first", max_length: int | None = None, progress=None,
                  max_tokens: int | None = None) -> list[list[str]]:
-    """HyperX's tags for a language: adapters generated once for the whole input, then `predict_words`
-    with the language's own head (and its own labels) where few-shot made one."""
-    labels = model.registry.labels(task, lang)
-    model.eval()
-    with torch.inference_mode():
-        adapters = model.adapters(task, lang)
-    return predict_words(lambda batch: model.tag_logits(task, batch, adapters, pooling, lang), model.backbone.tokenizer,
-                         sentences, labels, max_length or model_max_length(model), batch_size, model.device,
-                         max_tokens, progress)
+    """HyperX's tags for a language: `predict_words` over `_hyperx_word_logits`."""
+    return predict_words(_hyperx_word_logits(model, task, lang, pooling), model.backbone.tokenizer, sentences,
+                         model.registry.labels(task, lang), max_length or model_max_length(model), batch_size,
+                         model.device, max_tokens, progress)
 
 
 def score_tags(task: str, gold: list[list[str]], predicted: list[list[str]]) -> Score:

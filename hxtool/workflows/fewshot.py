@@ -63,6 +63,13 @@ def default_self_training(tune: str, n: int) -> bool:
     return tune == "auto" and n >= AUTO_LORA_FROM
 
 
+def resolve_self_training(given: SelfTraining | None, tune: str, n: int) -> SelfTraining:
+    """What fewshot will do for a second round: `given`, else the default for the (unresolved) mode and n."""
+    if given is not None:
+        return given
+    return SelfTraining(sentences=SelfTraining.sentences if default_self_training(tune, n) else 0)
+
+
 def resolve_tune(tune: str, n: int) -> str:
     """The mode `tune` means for n sentences: `auto` picks by n, every other mode is itself."""
     if tune == "auto":
@@ -112,8 +119,7 @@ def fewshot(model: HyperX, meta: CheckpointMeta, checkpoint: Path, task: str, la
         if lora.rank < 1:
             raise HxError(f"--lora-rank must be at least 1, got {lora.rank}")
     asked = self_training is not None
-    if self_training is None:
-        self_training = SelfTraining(sentences=SelfTraining.sentences if default_self_training(tune, n) else 0)
+    self_training = resolve_self_training(self_training, tune, n)
     self_training.validate()
     tune = resolve_tune(tune, n)
     corpus = language_corpus(model, lang, self_training.corpus) if self_training.sentences else None
@@ -193,7 +199,7 @@ def fewshot(model: HyperX, meta: CheckpointMeta, checkpoint: Path, task: str, la
                        description=f"fewshot {task}/{lang} n={n}", quiet=quiet,
                        resumable=Resumable(resume_dir(output), save_every, resume, signature), precision=precision)
         second = None
-        if self_training.sentences and corpus is not None:
+        if self_training.sentences:  # a corpus is there: without one, sentences was set to 0 above
             second = _self_train(model, task, lang, shots, labels, corpus, self_training, config, groups, signature,
                                  output, quiet, save_every, resume, precision)
     after = evaluate()
