@@ -101,6 +101,14 @@ class TrainConfig:
         if self.pooling not in ("first", "mean"):
             raise HxError(f"train.pooling must be 'first' or 'mean', got {self.pooling!r}")
 
+    def signature(self) -> dict[str, Any]:
+        """The schedule as a resume signature: an unset `embedding_lr` is left out, so state saved before
+        that field existed still resumes."""
+        record = dataclasses.asdict(self)
+        if record["embedding_lr"] is None:
+            del record["embedding_lr"]
+        return record
+
 
 @dataclass
 class LabelledSource:

@@ -3,6 +3,7 @@ bf16 autocast, and data parallel training under torchrun on the CPU."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -393,3 +394,8 @@ def test_embedding_lr_is_the_embeddings_own_rate(tiny_bert: Path, tmp_path: Path
         load_recipe(path, TINY_DATA).train.validate()
     path.write_text(TINY_RECIPE.read_text().replace("[train]", "[train]\nembedding_lr = 1"), encoding="utf-8")
     assert load_recipe(path, TINY_DATA).train.embedding_lr == 1.0
+    # Resume signatures name it only when set: state saved before the field existed still matches.
+    unset = dataclasses.asdict(TrainConfig())
+    del unset["embedding_lr"]
+    assert TrainConfig().signature() == unset
+    assert TrainConfig(embedding_lr=0.5).signature()["embedding_lr"] == 0.5

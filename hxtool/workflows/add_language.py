@@ -64,7 +64,7 @@ def add_language(model: HyperX, meta: CheckpointMeta, code: str, corpus: Path, o
     stream = MlmStream(code, Path(corpus), info.lines, model.backbone.tokenizer, config.batch_size,
                        config.max_length, config.mlm_probability, config.seed)
     signature = {"command": "add-language", "lang": code, "corpus": info.sha256, "init": init,
-                 "train": dataclasses.asdict(config)}
+                 "train": config.signature()}
     resumable = Resumable(resume_dir(output), save_every, resume, signature)
     # The row is written into the table only if training finishes; an error leaves the model as it was.
     with model.hypernet.embeddings.language_row(index, initial_row(model, init)):

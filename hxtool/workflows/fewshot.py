@@ -168,7 +168,7 @@ def fewshot(model: HyperX, meta: CheckpointMeta, checkpoint: Path, task: str, la
     steps = config.steps or 1
     stream = TaggingStream(task, lang, chunks, config.batch_size, model.backbone.tokenizer.pad_token_id, config.seed)
     signature = {"command": "fewshot", "task": task, "lang": lang, "n": n, "tune": tune,
-                 "train": dataclasses.asdict(config), "sentences": indices}
+                 "train": config.signature(), "sentences": indices}
     if tune == "lang+head+lora":
         # as JSON gives it back (targets a list), or a resumed run would never match the saved signature
         signature["lora"] = {**dataclasses.asdict(lora), "targets": list(lora.targets)}

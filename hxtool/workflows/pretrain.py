@@ -97,7 +97,7 @@ def pretrain(recipe: Recipe, output: Path, device: str = "cpu", quiet: bool = Fa
         return sum(scores.values()) / len(scores), scores
 
     params = model.set_trainable("all")
-    signature = {"command": "pretrain-mlm", "base_model": recipe.base_model, "train": dataclasses.asdict(cfg),
+    signature = {"command": "pretrain-mlm", "base_model": recipe.base_model, "train": cfg.signature(),
                  "pairs": [list(p) for p in pairs], "model": dataclasses.asdict(recipe.model),
                  "precision": precision}
     weights = [s.weight for s in streams]
