@@ -62,7 +62,8 @@ from hxtool.evaluation.metrics import upos_accuracy
 
 SYSTEMS = ("hxtool", "madx", "full_ft")
 # profile fields no baseline reads
-HXTOOL_ONLY = ("tune_modes", "lora_rank", "lora_targets", "lora_lr", "balanced", "pretrain_lr", "embedding_lr")
+HXTOOL_ONLY = ("tune_modes", "lora_rank", "lora_targets", "lora_lr", "balanced", "pretrain_lr", "embedding_lr",
+               "mlm_recipe")
 # Extra score rows: hxtool at n=0 with the untrained mean row instead of the learned one; MAD-X at n=0
 # keeping a source language adapter.
 DIAGNOSTICS = ("hxtool_meanrow", "madx_no_swap")
@@ -106,6 +107,9 @@ class Profile:
     # hxtool's pretraining draws S POS and 2A MLM batches in expectation (recipe weights on the POS pairs),
     # the split MAD-X gets; without it the temperature sampler gives POS only about half of S + 2A.
     balanced: bool = False
+    # A recipe whose [[mlm]] languages (sources and targets left out) join hxtool's pretraining as MLM-only
+    # languages: same steps, same POS share (POS pairs reweighted), the MLM steps spread over more rows.
+    mlm_recipe: str | None = None
 
 
 PROFILES = {
@@ -220,21 +224,38 @@ def hxtool_recipe(profile: Profile, data_dir: Path) -> Recipe:
                           warmup=0.1, max_length=profile.max_length, seed=1),
         data=[LabelledSource("pos", lang, data_dir / SOURCES[lang]) for lang in profile.sources],
         mlm=[MlmSource(lang, data_dir / "raw" / f"{lang}.txt") for lang in profile.sources])
-    if profile.balanced:
-        weight = balanced_pos_weight(recipe, profile.source_steps / steps)
+    share = profile.source_steps / steps if profile.balanced else pos_share(recipe)
+    recipe.mlm += extra_mlm_sources(profile, data_dir)
+    if profile.balanced or profile.mlm_recipe:
+        weight = balanced_pos_weight(recipe, share)
         for source in recipe.data:
             source.weight = weight
     return recipe
 
 
-def balanced_pos_weight(recipe: Recipe, share: float) -> float:
-    """The weight on every POS pair that makes POS the `share` of the recipe's temperature-sampled steps."""
+def extra_mlm_sources(profile: Profile, data_dir: Path) -> list[MlmSource]:
+    """The MLM-only languages of --mlm-recipe (its sources and targets left out: add-language brings those)."""
+    from hxtool.config import load_recipe
+
+    if not profile.mlm_recipe:
+        return []
+    return [MlmSource(src.lang, src.corpus) for src in load_recipe(profile.mlm_recipe, data_dir).mlm
+            if src.lang not in profile.sources and src.lang not in profile.targets]
+
+
+def pos_share(recipe: Recipe) -> float:
+    """The expected share of POS batches among the recipe's temperature-sampled steps, every weight 1."""
     from hxtool.data.corpus import corpus_info
     from hxtool.training.sampler import temperature_probabilities
 
     sizes = [len(read_labelled("pos", src.train)) for src in recipe.data] + \
         [corpus_info(src.corpus).lines for src in recipe.mlm]
-    unweighted = temperature_probabilities(sizes, recipe.train.temperature)[:len(recipe.data)].sum()
+    return float(temperature_probabilities(sizes, recipe.train.temperature)[:len(recipe.data)].sum())
+
+
+def balanced_pos_weight(recipe: Recipe, share: float) -> float:
+    """The weight on every POS pair that makes POS the `share` of the recipe's temperature-sampled steps."""
+    unweighted = pos_share(recipe)
     return float(share / (1 - share) * (1 - unweighted) / unweighted)
 
 
@@ -292,8 +313,9 @@ def parse_variant(spec: str, profile: Profile) -> Variant:
 
 def mean_row_predictions(model, target: str, sources: tuple[str, ...], words: list[list[str]],
                          task: str = "pos") -> list[list[str]]:
-    """Zero-shot with the untrained mean of the source languages' rows in the target's place: what
-    add-language starts from, so the learned row must beat it. (One source: that language's row.)"""
+    """Zero-shot with the untrained mean of the `sources`' rows in the target's place (the suite passes the
+    pretraining's languages, whose mean is where add-language starts a first new language: the learned row
+    must beat it). One source: that language's row."""
     from hxtool.tagging import predict_tags
 
     table = model.hypernet.embeddings.language.weight
@@ -306,6 +328,11 @@ def mean_row_predictions(model, target: str, sources: tuple[str, ...], words: li
     finally:
         with torch.no_grad():
             table[index] = learned
+
+
+def pretraining_languages(model) -> tuple[str, ...]:
+    """The languages whose rows pretrain-mlm learned (sources and any MLM-only ones), not the targets added since."""
+    return tuple(info.code for info in model.registry.languages if info.source != "add-language")
 
 
 def run_hxtool(profile: Profile, data_dir: Path, rec: Recorder, work: Path, device: str = "cpu") -> None:
@@ -336,7 +363,7 @@ def run_hxtool(profile: Profile, data_dir: Path, rec: Recorder, work: Path, devi
         rec.run.cost.setdefault("hxtool", {})["bytes_zero_shot"] = disk_bytes(model.language_state(target))
         rec.score("hxtool", target, 0, 0, test.tags, predict_tags(model, "pos", target, test.words))
         rec.score("hxtool_meanrow", target, 0, 0, test.tags,
-                  mean_row_predictions(model, target, profile.sources, test.words))
+                  mean_row_predictions(model, target, pretraining_languages(model), test.words))
         snapshot = model.snapshot()  # a copy: restored before every few-shot run
         measured: dict[tuple, dict[str, Any]] = {}  # one run per distinct recipe (auto repeats the others)
         for tune in profile.tune_modes:
@@ -542,6 +569,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tune-modes", help="hxtool few-shot tuning modes, each its own system (comma-separated; "
                         "default auto,lang+head); a mode may carry its own options, "
                         "e.g. lang+head+lora/r=4/t=value:ffn_in:ffn_out/lr=2e-3/ep=40/hlr=1e-2")
+    parser.add_argument("--mlm-recipe", help="a recipe (e.g. recipes/many-languages.toml) whose MLM languages join "
+                        "hxtool's pretraining (same steps and POS share; the baselines are unchanged)")
     parser.add_argument("--pretrain-lr", type=float, help="hxtool's pretraining rate (default 1e-4)")
     parser.add_argument("--embedding-lr", type=float,
                         help="hxtool's pretraining rate for the task/language/layer embeddings (default: --pretrain-lr)")
@@ -566,7 +595,7 @@ def main(argv: list[str] | None = None) -> int:
                  "eval_limit": args.eval_limit, "base_model": args.base_model,
                  "tune_modes": tuple(args.tune_modes.split(",")) if args.tune_modes else None,
                  "lora_rank": args.lora_rank, "lora_lr": args.lora_lr, "balanced": args.balanced,
-                 "pretrain_lr": args.pretrain_lr, "embedding_lr": args.embedding_lr,
+                 "pretrain_lr": args.pretrain_lr, "embedding_lr": args.embedding_lr, "mlm_recipe": args.mlm_recipe,
                  "lora_targets": tuple(args.lora_targets.split(",")) if args.lora_targets else None}
     profile = dataclasses.replace(profile, **{k: v for k, v in overrides.items() if v is not None})
     systems = [s for s in args.systems.split(",") if s]

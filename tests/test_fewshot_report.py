@@ -205,3 +205,44 @@ def test_balanced_pretraining_gives_pos_the_share_of_s_steps(curves, tmp_path):
     probabilities = temperature_probabilities(sizes, recipe.train.temperature, weights)
     assert probabilities[:2].sum() == pytest.approx(500 / 700)
     assert all(src.weight == 1.0 for src in curves.hxtool_recipe(curves.PROFILES["quick"], tmp_path).data)
+
+
+def test_mlm_recipe_adds_mlm_only_languages_and_keeps_the_pos_share(curves, tmp_path):
+    import shutil
+
+    from hxtool.data.corpus import corpus_info
+    from hxtool.data.labelled import read_labelled
+    from hxtool.training.sampler import temperature_probabilities
+
+    for dest, source in SUITE_LAYOUT.items():
+        (tmp_path / dest).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(TINY_DATA / source, tmp_path / dest)
+    for lang in ("it", "az"):
+        shutil.copy(TINY_DATA / SUITE_LAYOUT["raw/en.txt"], tmp_path / "raw" / f"{lang}.txt")
+    many = tmp_path / "many.toml"  # en (a source) and ug (a target) are left out of the extra languages
+    many.write_text("".join(f'[[mlm]]\nlang = "{lang}"\ncorpus = "raw/{lang}.txt"\n\n'
+                            for lang in ("en", "it", "az", "ug")))
+
+    def probabilities(recipe):
+        sizes = [len(read_labelled("pos", src.train)) for src in recipe.data] + \
+            [corpus_info(src.corpus).lines for src in recipe.mlm]
+        weights = [src.weight for src in recipe.data] + [src.weight for src in recipe.mlm]
+        return temperature_probabilities(sizes, recipe.train.temperature, weights)
+
+    plain = curves.hxtool_recipe(curves.PROFILES["quick"], tmp_path)
+    profile = dataclasses.replace(curves.PROFILES["quick"], mlm_recipe=str(many))
+    recipe = curves.hxtool_recipe(profile, tmp_path)
+    assert [src.lang for src in recipe.mlm] == ["en", "tr", "it", "az"]
+    assert recipe.train.steps == plain.train.steps
+    assert probabilities(recipe)[:2].sum() == pytest.approx(probabilities(plain)[:2].sum())
+    assert recipe.data[0].weight > 1.0  # without the reweighting four MLM pairs would crowd POS out
+
+
+def test_the_mean_row_is_over_the_pretraining_languages_only(curves, checkpoint):
+    from hxtool.store.session import load_model
+
+    model, _ = load_model(checkpoint)
+    codes = model.registry.language_codes()
+    assert curves.pretraining_languages(model) == tuple(codes)
+    model.registry.language(codes[-1]).source = "add-language"  # as a target the suite added
+    assert curves.pretraining_languages(model) == tuple(codes[:-1])

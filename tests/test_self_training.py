@@ -109,6 +109,11 @@ def test_missing_raw_text_is_an_error_only_when_asked_for(checkpoint: Path, tmp_
     with pytest.raises(HxError, match="--self-train"):
         fewshot(model, meta, checkpoint, "pos", "tr", train, None, 5, fewshot_config(1), quiet=True,
                 output=tmp_path / "d", self_training=SelfTraining(sentences=-1))
+    short = tmp_path / "short.txt"  # no line of 3-60 words: nothing to label, and the report says why
+    short.write_text("ja\nok .\n" + " ".join(["x"] * 61) + "\n", encoding="utf-8")
+    unusable = fewshot(model, meta, checkpoint, "pos", "tr", train, None, 5, fewshot_config(1), tune="lang+head",
+                       quiet=True, output=tmp_path / "e", self_training=requested(None, short))
+    assert unusable.self_training is None and "no line of 3-60 words" in unusable.self_training_note
 
 
 def test_an_interrupted_second_round_resumes_to_the_same_weights(checkpoint: Path, tmp_path: Path,

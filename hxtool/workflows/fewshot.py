@@ -32,8 +32,8 @@ from hxtool.tagging import predict_tags, score_tags
 from hxtool.training.loop import Resumable, param_groups, train
 from hxtool.training.objectives import hyperx_loss
 from hxtool.training.resume import discard_state, resume_dir
-from hxtool.workflows.self_training import (SelfTraining, language_corpus, mixed, pseudo_labelled,
-                                            sample_raw_sentences)
+from hxtool.workflows.self_training import (MAX_WORDS, MIN_WORDS, SelfTraining, language_corpus, mixed,
+                                            pseudo_labelled, sample_raw_sentences)
 
 TUNE_MODES = ("lang", "lang+head", "lang+head+lora", "all", "auto")
 # --tune auto (the default): the row and a head copy below this many sentences, plus low-rank encoder
@@ -202,6 +202,9 @@ def fewshot(model: HyperX, meta: CheckpointMeta, checkpoint: Path, task: str, la
         if self_training.sentences:  # a corpus is there: without one, sentences was set to 0 above
             second = _self_train(model, task, lang, shots, labels, corpus, self_training, config, groups, signature,
                                  output, quiet, save_every, resume, precision)
+            if second is None:
+                note = (f"no self-training: {corpus} has no line of {MIN_WORDS}-{MAX_WORDS} words to label "
+                        "(one sentence a line is expected)")
     after = evaluate()
     registry.language(lang).fewshot.append({"task": task, "n": n, "seed": config.seed, "tune": tune,
                                             "steps": steps, "train": str(train_data.path),
