@@ -57,6 +57,7 @@ from hxtool.config import (
     TrainConfig,
 )
 from hxtool.data.labelled import LabelledData, read_labelled
+from hxtool.training.mixing import scale_labelled, with_mlm_languages
 from hxtool.workflows.fewshot import fewshot_steps, sample_indices
 from hxtool.evaluation.metrics import upos_accuracy
 
@@ -224,13 +225,9 @@ def hxtool_recipe(profile: Profile, data_dir: Path) -> Recipe:
                           warmup=0.1, max_length=profile.max_length, seed=1),
         data=[LabelledSource("pos", lang, data_dir / SOURCES[lang]) for lang in profile.sources],
         mlm=[MlmSource(lang, data_dir / "raw" / f"{lang}.txt") for lang in profile.sources])
-    share = profile.source_steps / steps if profile.balanced else pos_share(recipe)
-    recipe.mlm += extra_mlm_sources(profile, data_dir)
-    if profile.balanced or profile.mlm_recipe:
-        weight = balanced_pos_weight(recipe, share)
-        for source in recipe.data:
-            source.weight = weight
-    return recipe
+    if profile.balanced:
+        recipe = scale_labelled(recipe, profile.source_steps / steps)
+    return with_mlm_languages(recipe, extra_mlm_sources(profile, data_dir))  # POS keeps its share
 
 
 def extra_mlm_sources(profile: Profile, data_dir: Path) -> list[MlmSource]:
@@ -241,22 +238,6 @@ def extra_mlm_sources(profile: Profile, data_dir: Path) -> list[MlmSource]:
         return []
     return [MlmSource(src.lang, src.corpus) for src in load_recipe(profile.mlm_recipe, data_dir).mlm
             if src.lang not in profile.sources and src.lang not in profile.targets]
-
-
-def pos_share(recipe: Recipe) -> float:
-    """The expected share of POS batches among the recipe's temperature-sampled steps, every weight 1."""
-    from hxtool.data.corpus import corpus_info
-    from hxtool.training.sampler import temperature_probabilities
-
-    sizes = [len(read_labelled("pos", src.train)) for src in recipe.data] + \
-        [corpus_info(src.corpus).lines for src in recipe.mlm]
-    return float(temperature_probabilities(sizes, recipe.train.temperature)[:len(recipe.data)].sum())
-
-
-def balanced_pos_weight(recipe: Recipe, share: float) -> float:
-    """The weight on every POS pair that makes POS the `share` of the recipe's temperature-sampled steps."""
-    unweighted = pos_share(recipe)
-    return float(share / (1 - share) * (1 - unweighted) / unweighted)
 
 
 def hxtool_system(tune: str) -> str:

@@ -545,6 +545,10 @@ def quickstart(
     steps: int = typer.Option(300, help="pretrain-mlm steps."),
     add_steps: int = typer.Option(80, help="add-language steps."),
     base_model: str = typer.Option("pypi:multilingual-e5-small", help="Base model."),
+    mlm_recipe: Optional[Path] = typer.Option(
+        None, help="A recipe whose MLM languages join the pretraining, e.g. recipes/many-languages.toml with "
+        "--data-dir ../shared/data: the same steps and share of POS/NER batches, the MLM steps spread over many "
+        "languages' rows (measured in BENCHMARKS.md)."),
     device: Optional[str] = typer.Option(None, help=DEVICE_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
@@ -553,7 +557,8 @@ def quickstart(
     No arguments needed: without --data-dir it uses the data shipped in the package (POS en/zh/kk,
     NER en/zh, MLM en/tr/zh; CC BY-SA 4.0 / CC BY 2.0 FR, attribution in its README.md).
 
-    Example: hxtool quickstart   (or: hxtool quickstart --data-dir ../shared/data)
+    Example: hxtool quickstart   (or: hxtool quickstart --data-dir ../shared/data
+    --mlm-recipe recipes/many-languages.toml)
     """
     from hxtool.data.datadir import data_dir as find_data_dir
     from hxtool.workflows.quickstart import PACKAGED_DATA, run_quickstart
@@ -563,7 +568,7 @@ def quickstart(
         if root is not None and not root.is_dir():
             raise HxError(f"--data-dir (or HXTOOL_DATA) is not a folder: {root}")
         report = run_quickstart(root, output, _device(device), steps=steps, add_steps=add_steps,
-                                base_model=base_model, quiet=quiet)
+                                base_model=base_model, quiet=quiet, mlm_recipe=mlm_recipe)
     table = Table(title="quickstart: UPOS accuracy on the Uyghur (ug) UDT test file")
     table.add_column("stage")
     table.add_column("UPOS", justify="right")

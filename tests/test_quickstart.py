@@ -77,3 +77,23 @@ def test_wheel_carries_the_packaged_data(tmp_path: Path) -> None:
     shipped = {str(p.relative_to(repo)) for p in PACKAGED_DATA.rglob("*")
                if p.is_file() and "__pycache__" not in p.parts}
     assert shipped and shipped <= names
+
+
+def test_an_mlm_recipe_adds_its_languages_but_not_the_target(tmp_path: Path) -> None:
+    from hxtool.training.mixing import labelled_share
+
+    for lang in ("en", "it", "ug"):
+        (tmp_path / f"{lang}.txt").write_text("una frase .\nun'altra frase qui .\n", encoding="utf-8")
+    many = tmp_path / "many.toml"
+    many.write_text("".join(f'[[mlm]]\nlang = "{lang}"\ncorpus = "{tmp_path / lang}.txt"\n\n'
+                            for lang in ("en", "it", "ug")))
+    plain = quickstart_recipe(PACKAGED_DATA)
+    grown = quickstart_recipe(PACKAGED_DATA, mlm_recipe=many)
+    assert [s.lang for s in grown.mlm] == [s.lang for s in plain.mlm] + ["it"]  # en is there, ug is the target
+    assert labelled_share(grown) == pytest.approx(labelled_share(plain)) and grown.train == plain.train
+
+
+def test_quickstart_refuses_a_missing_mlm_recipe(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["quickstart", "--mlm-recipe", str(tmp_path / "absent.toml"), "--output",
+                                 str(tmp_path / "qs")])
+    assert result.exit_code == 1 and "recipe not found" in result.output

@@ -2,7 +2,8 @@
 
 pretrain-mlm (POS en/tr/zh, NER en/zh, MLM en/tr/zh) -> add-language ug from raw text -> fewshot pos ug
 with n = 20 -> tag the ug test file -> a table of accuracy before and after few-shot. Sized to finish
-within 15 minutes on 2 CPU cores.
+within 15 minutes on 2 CPU cores. `--mlm-recipe recipes/many-languages.toml` (with the full data) adds MLM in
+many more languages to the same pretraining steps.
 
 Without a data folder it runs on the small real data set shipped in the package (PACKAGED_DATA, laid out
 like ../shared/data; its quickstart.json names the languages it holds, as only redistributable data
@@ -56,7 +57,10 @@ class QuickstartReport:
     data: Path | None = None  # the data folder it ran on (PACKAGED_DATA without --data-dir)
 
 
-def quickstart_recipe(data: Path, base_model: str = PYPI_E5, steps: int = 300, seed: int = 1) -> Recipe:
+def quickstart_recipe(data: Path, base_model: str = PYPI_E5, steps: int = 300, seed: int = 1,
+                      mlm_recipe: Path | None = None) -> Recipe:
+    """The quickstart's pretraining; `mlm_recipe` adds that recipe's MLM languages (not the target: add-language
+    brings it) at the same steps and the same share of labelled batches (hxtool.training.mixing)."""
     langs = quickstart_languages(data)
     labelled = [LabelledSource("pos", lang, task_file(data, "pos", lang, "train")) for lang in langs.pos]
     labelled += [LabelledSource("ner", lang, task_file(data, "ner", lang, "train")) for lang in langs.ner]
@@ -64,11 +68,19 @@ def quickstart_recipe(data: Path, base_model: str = PYPI_E5, steps: int = 300, s
     # A short, fast schedule: small batches and sequences; the paper's rate for the hypernetwork and
     # the default higher rate for the heads (the new MLM head included).
     train = TrainConfig(steps=steps, batch_size=16, lr=1e-4, warmup=0.1, max_length=128, seed=seed)
-    return Recipe(base_model=base_model, model=HyperConfig(**SIZES["base"]), train=train, data=labelled, mlm=mlm)
+    recipe = Recipe(base_model=base_model, model=HyperConfig(**SIZES["base"]), train=train, data=labelled, mlm=mlm)
+    if mlm_recipe is None:
+        return recipe
+    from hxtool.config import load_recipe
+    from hxtool.training.mixing import with_mlm_languages
+
+    many = load_recipe(mlm_recipe, data)
+    return with_mlm_languages(recipe, [MlmSource(src.lang, src.corpus) for src in many.mlm if src.lang != langs.target])
 
 
 def run_quickstart(data: Path | None, folder: Path, device: str = "cpu", steps: int = 300, add_steps: int = 80,
-                   n: int = 20, epochs: int = 50, base_model: str = PYPI_E5, quiet: bool = False) -> QuickstartReport:
+                   n: int = 20, epochs: int = 50, base_model: str = PYPI_E5, quiet: bool = False,
+                   mlm_recipe: Path | None = None) -> QuickstartReport:
     from hxtool.workflows.add_language import ADD_LANGUAGE_LR, add_language
     from hxtool.data.labelled import read_labelled
     from hxtool.store.atomic import atomic_write_text
@@ -89,7 +101,7 @@ def run_quickstart(data: Path | None, folder: Path, device: str = "cpu", steps: 
 
     data = PACKAGED_DATA if data is None else data
     target = quickstart_languages(data).target
-    recipe = quickstart_recipe(data, base_model, steps)
+    recipe = quickstart_recipe(data, base_model, steps, mlm_recipe=mlm_recipe)
     checkpoint = folder / "model"
     pretrained = pretrain(recipe, checkpoint, device, quiet=quiet)
     lap("pretrain-mlm")
