@@ -195,9 +195,13 @@ def fewshot(model: HyperX, meta: CheckpointMeta, checkpoint: Path, task: str, la
         rates[id(model.hypernet.embeddings.row)] = config.lr
         rates.update({id(p): lora.lr for p in lora_params})
         groups = param_groups(params, config.lr, rates)
+        # A first round shorter than --save-every never saved: when only the second round did, run the first
+        # again (seeded, so the same), then resume the second.
+        first_saved = resume_dir(output).is_dir() or not resume_dir(_second_round_output(output)).is_dir()
         result = train(model, hyperx_loss(model, config.pooling), [stream], groups, config,
                        description=f"fewshot {task}/{lang} n={n}", quiet=quiet,
-                       resumable=Resumable(resume_dir(output), save_every, resume, signature), precision=precision)
+                       resumable=Resumable(resume_dir(output), save_every, resume and first_saved, signature),
+                       precision=precision)
         second = None
         if self_training.sentences:  # a corpus is there: without one, sentences was set to 0 above
             second = _self_train(model, task, lang, shots, labels, corpus, self_training, config, groups, signature,
