@@ -57,7 +57,7 @@ from hxtool.config import (
     TrainConfig,
 )
 from hxtool.data.labelled import LabelledData, read_labelled
-from hxtool.training.mixing import scale_labelled, with_mlm_languages
+from hxtool.training.mixing import recipe_mlm_sources, scale_labelled, with_mlm_languages
 from hxtool.workflows.fewshot import fewshot_steps, sample_indices
 from hxtool.evaluation.metrics import upos_accuracy
 
@@ -231,13 +231,11 @@ def hxtool_recipe(profile: Profile, data_dir: Path) -> Recipe:
 
 
 def extra_mlm_sources(profile: Profile, data_dir: Path) -> list[MlmSource]:
-    """The MLM-only languages of --mlm-recipe (its sources and targets left out: add-language brings those)."""
-    from hxtool.config import load_recipe
-
+    """The MLM-only languages of --mlm-recipe (the targets left out: add-language brings those; the sources'
+    own corpora stay the suite's)."""
     if not profile.mlm_recipe:
         return []
-    return [MlmSource(src.lang, src.corpus) for src in load_recipe(profile.mlm_recipe, data_dir).mlm
-            if src.lang not in profile.sources and src.lang not in profile.targets]
+    return recipe_mlm_sources(profile.mlm_recipe, data_dir, leave_out={*profile.sources, *profile.targets})
 
 
 def hxtool_system(tune: str) -> str:

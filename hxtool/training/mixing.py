@@ -10,6 +10,8 @@ the share they had and the added languages split the MLM steps instead.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Collection
+from pathlib import Path
 
 from hxtool.config import MlmSource, Recipe
 from hxtool.training.sampler import temperature_probabilities
@@ -50,4 +52,15 @@ def with_mlm_languages(recipe: Recipe, extra: list[MlmSource]) -> Recipe:
     if not added:
         return recipe
     grown = dataclasses.replace(recipe, mlm=[*recipe.mlm, *added])
-    return scale_labelled(grown, labelled_share(recipe)) if recipe.data and recipe.mlm else grown
+    if not (recipe.data and recipe.mlm):
+        return grown
+    sizes = pair_sizes(grown)  # the recipe's own pairs come first: read every file once
+    return scale_labelled(grown, labelled_share(recipe, sizes[:len(recipe.data) + len(recipe.mlm)]), sizes)
+
+
+def recipe_mlm_sources(path: str | Path, data_dir: Path | None, leave_out: Collection[str] = ()) -> list[MlmSource]:
+    """The [[mlm]] languages of the recipe at `path` (data paths resolved as load_recipe does), bar `leave_out`,
+    at weight 1: added to another recipe, they are weighed by that recipe's sampler alone."""
+    from hxtool.config import load_recipe
+
+    return [MlmSource(src.lang, src.corpus) for src in load_recipe(path, data_dir).mlm if src.lang not in leave_out]

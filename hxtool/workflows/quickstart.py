@@ -71,11 +71,9 @@ def quickstart_recipe(data: Path, base_model: str = PYPI_E5, steps: int = 300, s
     recipe = Recipe(base_model=base_model, model=HyperConfig(**SIZES["base"]), train=train, data=labelled, mlm=mlm)
     if mlm_recipe is None:
         return recipe
-    from hxtool.config import load_recipe
-    from hxtool.training.mixing import with_mlm_languages
+    from hxtool.training.mixing import recipe_mlm_sources, with_mlm_languages
 
-    many = load_recipe(mlm_recipe, data)
-    return with_mlm_languages(recipe, [MlmSource(src.lang, src.corpus) for src in many.mlm if src.lang != langs.target])
+    return with_mlm_languages(recipe, recipe_mlm_sources(mlm_recipe, data, leave_out={langs.target}))
 
 
 def run_quickstart(data: Path | None, folder: Path, device: str = "cpu", steps: int = 300, add_steps: int = 80,
