@@ -64,7 +64,7 @@ from hxtool.evaluation.metrics import upos_accuracy
 SYSTEMS = ("hxtool", "madx", "full_ft")
 # profile fields no baseline reads
 HXTOOL_ONLY = ("tune_modes", "lora_rank", "lora_targets", "lora_lr", "balanced", "pretrain_lr", "embedding_lr",
-               "mlm_recipe")
+               "mlm_recipe", "adapt_encoder")
 # Extra score rows: hxtool at n=0 with the untrained mean row instead of the learned one; MAD-X at n=0
 # keeping a source language adapter.
 DIAGNOSTICS = ("hxtool_meanrow", "madx_no_swap")
@@ -111,6 +111,9 @@ class Profile:
     # A recipe whose [[mlm]] languages (sources and targets left out) join hxtool's pretraining as MLM-only
     # languages: same steps, same POS share (POS pairs reweighted), the MLM steps spread over more rows.
     mlm_recipe: str | None = None
+    # add-language --adapt-encoder: after its A row steps, A anchored MLM steps on the language's own encoder
+    # updates (the same low-rank shape the few-shot modes tune)
+    adapt_encoder: bool = False
 
 
 PROFILES = {
@@ -294,12 +297,14 @@ def mean_row_predictions(model, target: str, sources: tuple[str, ...], words: li
                          task: str = "pos") -> list[list[str]]:
     """Zero-shot with the untrained mean of the `sources`' rows in the target's place (the suite passes the
     pretraining's languages, whose mean is where add-language starts a first new language: the learned row
-    must beat it). One source: that language's row."""
+    must beat it). One source: that language's row. Whatever else add-language learned for the target (its
+    own encoder updates, with --adapt-encoder) is left out too: this is the language before add-language."""
     from hxtool.tagging import predict_tags
 
     table = model.hypernet.embeddings.language.weight
     index = model.registry.lang_index(target)
     learned = table[index].detach().clone()
+    updates = model.lora.pop(target) if target in model.lora else None
     with torch.no_grad():
         table[index] = table[[model.registry.lang_index(s) for s in sources]].mean(0)
     try:
@@ -307,6 +312,8 @@ def mean_row_predictions(model, target: str, sources: tuple[str, ...], words: li
     finally:
         with torch.no_grad():
             table[index] = learned
+        if updates is not None:
+            model.lora[target] = updates
 
 
 def pretraining_languages(model) -> tuple[str, ...]:
@@ -315,7 +322,7 @@ def pretraining_languages(model) -> tuple[str, ...]:
 
 
 def run_hxtool(profile: Profile, data_dir: Path, rec: Recorder, work: Path, device: str = "cpu") -> None:
-    from hxtool.workflows.add_language import ADD_LANGUAGE_LR, add_language
+    from hxtool.workflows.add_language import ADD_LANGUAGE_LR, EncoderAdaptation, add_language
     from hxtool.workflows.fewshot import FEWSHOT_LR, fewshot, resolve_self_training, resolve_tune
     from hxtool.workflows.self_training import requested
     from hxtool.workflows.pretrain import pretrain
@@ -336,9 +343,16 @@ def run_hxtool(profile: Profile, data_dir: Path, rec: Recorder, work: Path, devi
         config = TrainConfig(steps=profile.lang_steps, batch_size=profile.batch_size, lr=ADD_LANGUAGE_LR,
                              max_length=profile.max_length, decay=False, warmup=0.0, seed=1)
         clock = time.perf_counter()
-        added = add_language(model, meta, target, data_dir / "raw" / f"{target}.txt", checkpoint, config, quiet=True)
-        rec.stage("hxtool", f"add-language {target}", added.result.steps, time.perf_counter() - clock, 64,
+        adapt = EncoderAdaptation(steps=profile.lang_steps) if profile.adapt_encoder else None
+        added = add_language(model, meta, target, data_dir / "raw" / f"{target}.txt", checkpoint, config, quiet=True,
+                             adapt=adapt)
+        steps = added.result.steps + (added.adapted.steps if added.adapted else 0)
+        rec.stage("hxtool", f"add-language {target}", steps, time.perf_counter() - clock, 64,
                   added.result.first_loss, added.result.final_loss, head_looks_untrained=added.head_looks_untrained)
+        if added.adapted is not None:  # its steps and seconds are inside add-language's above
+            rec.stage("hxtool", f"adapt-encoder {target}", added.adapted.steps, added.adapted.seconds,
+                      sum(p.numel() for p in model.lora[target].parameters()), added.adapted.first_loss,
+                      added.adapted.final_loss)
         rec.run.cost.setdefault("hxtool", {})["bytes_zero_shot"] = disk_bytes(model.language_state(target))
         rec.score("hxtool", target, 0, 0, test.tags, predict_tags(model, "pos", target, test.words))
         rec.score("hxtool_meanrow", target, 0, 0, test.tags,
@@ -550,6 +564,8 @@ def main(argv: list[str] | None = None) -> int:
                         "e.g. lang+head+lora/r=4/t=value:ffn_in:ffn_out/lr=2e-3/ep=40/hlr=1e-2")
     parser.add_argument("--mlm-recipe", help="a recipe (e.g. recipes/many-languages.toml) whose MLM languages join "
                         "hxtool's pretraining (same steps and POS share; the baselines are unchanged)")
+    parser.add_argument("--adapt-encoder", action="store_true", default=None,
+                        help="hxtool's add-language also trains the target's own encoder updates (anchored MLM, A steps)")
     parser.add_argument("--pretrain-lr", type=float, help="hxtool's pretraining rate (default 1e-4)")
     parser.add_argument("--embedding-lr", type=float,
                         help="hxtool's pretraining rate for the task/language/layer embeddings (default: --pretrain-lr)")
@@ -575,6 +591,7 @@ def main(argv: list[str] | None = None) -> int:
                  "tune_modes": tuple(args.tune_modes.split(",")) if args.tune_modes else None,
                  "lora_rank": args.lora_rank, "lora_lr": args.lora_lr, "balanced": args.balanced,
                  "pretrain_lr": args.pretrain_lr, "embedding_lr": args.embedding_lr, "mlm_recipe": args.mlm_recipe,
+                 "adapt_encoder": args.adapt_encoder,
                  "lora_targets": tuple(args.lora_targets.split(",")) if args.lora_targets else None}
     profile = dataclasses.replace(profile, **{k: v for k, v in overrides.items() if v is not None})
     systems = [s for s in args.systems.split(",") if s]

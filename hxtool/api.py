@@ -52,9 +52,11 @@ class Checkpoint:
 
     def add_language(self, code: str, corpus: str | Path, *, steps: int = 200, batch_size: int = 16,
                      max_length: int = 128, lr: float | None = None, init: str = "mean", seed: int = 1,
-                     overwrite: bool = False, output: str | Path | None = None, quiet: bool = True):
-        """`hxtool add-language`: learn `code`'s embedding from raw text; returns its AddLanguageReport."""
-        from hxtool.workflows.add_language import ADD_LANGUAGE_LR, add_language
+                     overwrite: bool = False, output: str | Path | None = None, quiet: bool = True,
+                     adapt_encoder: bool = False, adapt_steps: int = 100, anchor: float = 1.0):
+        """`hxtool add-language`: learn `code`'s embedding from raw text; returns its AddLanguageReport.
+        `adapt_encoder`/`adapt_steps`/`anchor` as the command's --adapt-encoder/--adapt-steps/--anchor."""
+        from hxtool.workflows.add_language import ADD_LANGUAGE_LR, EncoderAdaptation, add_language
 
         config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr or ADD_LANGUAGE_LR, max_length=max_length,
                              decay=False, warmup=0.0, seed=seed)
@@ -62,7 +64,8 @@ class Checkpoint:
         target = self._target(output)
         with checkpoint_lock(target):
             report = add_language(self.model, self.meta, code, Path(corpus), target, config, init=init,
-                                  overwrite=overwrite, quiet=quiet)
+                                  overwrite=overwrite, quiet=quiet,
+                                  adapt=EncoderAdaptation(adapt_steps, anchor) if adapt_encoder else None)
         self.folder, self.meta = target, report.meta
         return report
 

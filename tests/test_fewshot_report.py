@@ -130,6 +130,26 @@ def test_mean_row_scoring_puts_the_learned_row_back(curves, checkpoint):
     assert torch.equal(table, before) and predict_tags(model, "pos", "tr", words) == learned
 
 
+def test_the_mean_row_leaves_out_the_target_s_own_encoder_updates(curves, checkpoint):
+    import torch
+
+    from hxtool.store.session import load_model
+    from hxtool.tagging import predict_tags
+
+    model, _ = load_model(checkpoint)
+    words = [["the", "dog", "runs"], ["a", "cat"]]
+    bare = curves.mean_row_predictions(model, "tr", ("en",), words)
+    without = predict_tags(model, "pos", "tr", words)
+    lora = model.own_lora("tr", 2, ["query", "value"], 16.0)
+    with torch.no_grad():
+        for update in lora.updates.values():
+            update.B.normal_(0, 5.0)  # updates large enough to change tr's tags
+    with_updates = predict_tags(model, "pos", "tr", words)
+    assert with_updates != without
+    assert curves.mean_row_predictions(model, "tr", ("en",), words) == bare
+    assert model.lora["tr"] is lora and predict_tags(model, "pos", "tr", words) == with_updates
+
+
 SUITE_LAYOUT = {"ud/en_ewt/train.conllu": "en-pos-train.conllu", "ud/tr_imst/train.conllu": "tr-pos-train.conllu",
                 "ud/ug_udt/train.conllu": "fo-pos-train.conllu", "ud/ug_udt/test.conllu": "fo-pos-test.conllu",
                 "raw/en.txt": "en-raw.txt", "raw/tr.txt": "tr-raw.txt", "raw/ug.txt": "fo-raw.txt"}

@@ -40,15 +40,18 @@ def tiny_recipe(base: Path, steps: int = 40):
 
 
 @contextlib.contextmanager
-def interrupted_after_saving(step: int | None):
-    """Raise KeyboardInterrupt right after resumable state is saved (at `step`, or at the first save)."""
+def interrupted_after_saving(step: int | None, folder_name: str | None = None, saves: list | None = None):
+    """Raise KeyboardInterrupt right after resumable state is saved (at `step`, or at the first save; with
+    `folder_name`, only a save into that folder). Every save is appended to `saves` as (folder name, step)."""
     from hxtool.training import loop as train_module
 
     original = train_module.save_state
 
     def save_then_die(folder, state, *args, **kwargs):
         original(folder, state, *args, **kwargs)
-        if step is None or state.step == step:
+        if saves is not None:
+            saves.append((folder.name, state.step))
+        if (step is None or state.step == step) and folder_name in (None, folder.name):
             raise KeyboardInterrupt
 
     train_module.save_state = save_then_die

@@ -117,12 +117,10 @@ def test_missing_raw_text_is_an_error_only_when_asked_for(checkpoint: Path, tmp_
 
 
 @pytest.mark.parametrize("every, die_at", [(4, 8), (13, 13)])  # 13: the 12-step first round never saves
-def test_an_interrupted_second_round_resumes_to_the_same_weights(checkpoint: Path, tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch, every: int,
+def test_an_interrupted_second_round_resumes_to_the_same_weights(checkpoint: Path, tmp_path: Path, every: int,
                                                                 die_at: int) -> None:
     from hxtool.config import TrainConfig
-    from hxtool.training import loop
-    from test_safety import same_weights
+    from test_safety import interrupted_after_saving, same_weights
 
     pool = read_labelled("pos", TINY_DATA / "fo-pos-train.conllu")
     config = TrainConfig(steps=12, batch_size=4, lr=5e-3, decay=False, warmup=0.0, seed=3)
@@ -135,20 +133,10 @@ def test_an_interrupted_second_round_resumes_to_the_same_weights(checkpoint: Pat
 
     straight = run(tmp_path / "straight")
     assert straight.self_training["steps"] == 16  # 2 epochs over 8 x 3 shots + 5 kept, batch 4
-    saves = []
-    original = loop.save_state
-
-    def save_then_die(folder, state, *args, **kwargs):  # die in the second round, at its step die_at
-        original(folder, state, *args, **kwargs)
-        saves.append((folder.name, state.step))
-        if saves[-1] == ("resumed.self-train.resume", die_at):
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(loop, "save_state", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
+    saves: list = []
+    with interrupted_after_saving(die_at, "resumed.self-train.resume", saves):  # die in the second round
         run(tmp_path / "resumed", save_every=every)
     assert saves[0] == (("resumed.resume", 4) if every == 4 else ("resumed.self-train.resume", 13))
-    monkeypatch.setattr(loop, "save_state", original)
     run(tmp_path / "resumed", save_every=every, resume=True)
     assert same_weights(tmp_path / "straight", tmp_path / "resumed")
     assert not list(tmp_path.glob("*.resume"))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from dataclasses import dataclass
 from typing import Iterator
 
 import torch
@@ -37,6 +38,17 @@ NORM_TARGETS = ("attn_norm", "ffn_norm")
 LAYERS_PATH = {"distilbert": "transformer.layer"}  # others: encoder.layer
 DEFAULT_TARGETS = ("query", "value")
 DEFAULT_RANK = 8
+
+
+@dataclass
+class LoraOptions:
+    """A language's own low-rank encoder updates: fewshot's `--tune lang+head+lora` and add-language's
+    `--adapt-encoder` make the same shape, so few-shot goes on tuning what add-language started."""
+
+    rank: int = DEFAULT_RANK
+    targets: tuple[str, ...] = DEFAULT_TARGETS
+    alpha: float = 16.0
+    lr: float = 1e-3
 
 
 def check_targets(targets: list[str] | tuple[str, ...]) -> list[str]:

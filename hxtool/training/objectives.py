@@ -1,13 +1,15 @@
-"""HyperX's per-step loss for the shared loop: generate the pair's adapters once, then MLM or tagging."""
+"""HyperX's per-step losses for the shared loop: generate the pair's adapters once, then MLM or tagging;
+and add-language's anchored MLM for a language's own encoder updates."""
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
 import torch
+from torch.nn import functional as F
 
 from hxtool.config import MLM_TASK
-from hxtool.data.batches import MlmBatch, TagBatch
+from hxtool.data.batches import IGNORE, MlmBatch, TagBatch
 from hxtool.model.hyperx import HyperX
 
 
@@ -26,5 +28,37 @@ def hyperx_loss(model: HyperX, pooling: str = "first",
             return model.mlm_loss(batch, adapters)
         assert isinstance(batch, TagBatch)
         return model.tagging_loss(task, batch, adapters, pooling, lang)
+
+    return loss
+
+
+def anchored_mlm_loss(model: HyperX, lang: str, anchor: float) -> Callable[[tuple[str, str], Any], torch.Tensor]:
+    """MLM on `lang`'s text through its own low-rank encoder updates, plus `anchor` times the KL divergence
+    between the tagging heads' token distributions on the same (unmasked) text without and with the updates.
+
+    Measured (BENCHMARKS.md, issue 10): MLM alone on the encoder lowers the MLM loss and wrecks tagging
+    (mt 75.5 -> 38 UPOS): the MLM head hxtool trains is weak, and the encoder learns to suit it. The anchor
+    keeps what the taggers read while MLM adapts the rest. One tagging task anchors each step, picked from
+    the batch itself, so that a resumed run picks as a straight one did.
+    """
+    tasks = [task.name for task in model.registry.tasks if not task.is_mlm]
+
+    def loss(pair: tuple[str, str], batch: Any) -> torch.Tensor:
+        task_name, code = pair
+        assert isinstance(batch, MlmBatch) and task_name == MLM_TASK and code == lang
+        lang_index = model.registry.lang_index(lang)
+        with model.language_updates(lang):
+            total = model.mlm_loss(batch, model.hypernet(model.registry.task_index(MLM_TASK), lang_index))
+        if not tasks or not anchor:
+            return total
+        task = tasks[int(batch.attention_mask.sum()) % len(tasks)]  # the batch's piece count
+        text = torch.where(batch.labels != IGNORE, batch.labels, batch.input_ids)  # the masked pieces put back
+        adapters = model.hypernet(model.registry.task_index(task), lang_index)
+        head, tokens = model.head(task), batch.attention_mask.bool()
+        with torch.no_grad():
+            before = F.log_softmax(head(model.encode(text, batch.attention_mask, adapters))[tokens].float(), -1)
+        with model.language_updates(lang):
+            after = F.log_softmax(head(model.encode(text, batch.attention_mask, adapters))[tokens].float(), -1)
+        return total + anchor * F.kl_div(after, before, log_target=True, reduction="batchmean")
 
     return loss

@@ -26,7 +26,7 @@ from hxtool.data.sources import TaggingStream
 from hxtool.errors import HxError
 from hxtool.evaluation.metrics import Score
 from hxtool.model.hyperx import HyperX
-from hxtool.model.lora import check_targets
+from hxtool.model.lora import LoraOptions, check_targets
 from hxtool.store.session import save_model
 from hxtool.tagging import predict_tags, score_tags
 from hxtool.training.loop import Resumable, param_groups, train
@@ -45,16 +45,6 @@ AUTO_LORA_FROM = 20
 # Constant learning rates: one embedding row needs a larger step than shared weights.
 FEWSHOT_LR = 5e-3  # the language row's rate
 ALL_SHARED_LR = 1e-4  # hypernetwork and LayerNorms with --tune all
-
-
-@dataclass
-class LoraOptions:
-    """The language's own low-rank encoder updates (`--tune lang+head+lora`)."""
-
-    rank: int = 8
-    targets: tuple[str, ...] = ("query", "value")
-    alpha: float = 16.0
-    lr: float = 1e-3
 
 
 def default_self_training(tune: str, n: int) -> bool:

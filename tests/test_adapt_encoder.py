@@ -1,0 +1,119 @@
+"""add-language --adapt-encoder: the new language's own low-rank encoder updates, learned by anchored MLM."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from conftest import TINY_DATA
+from hxtool.config import TrainConfig
+from hxtool.data.labelled import read_labelled
+from hxtool.errors import HxError
+from hxtool.store.session import load_model
+from hxtool.tagging import predict_tags
+from hxtool.workflows.add_language import EncoderAdaptation, add_language
+from hxtool.workflows.fewshot import fewshot
+
+
+def mlm_config(steps: int = 4) -> TrainConfig:
+    return TrainConfig(steps=steps, batch_size=4, lr=1e-1, max_length=32, decay=False, warmup=0.0, seed=2)
+
+
+def words(lang: str) -> list[list[str]]:
+    return read_labelled("pos", TINY_DATA / f"{lang}-pos-dev.conllu").words
+
+
+def adapted(checkpoint: Path, output: Path, anchor: float = 1.0, steps: int = 6, lr: float = 5e-2, **kwargs):
+    model, meta = load_model(checkpoint)
+    adapt = EncoderAdaptation(steps=steps, anchor=anchor)
+    adapt.lora.lr = lr
+    report = add_language(model, meta, "fo", TINY_DATA / "fo-raw.txt", output, mlm_config(), quiet=True,
+                          adapt=adapt, **kwargs)
+    return model, report
+
+
+def test_adapting_the_encoder_adds_only_the_new_language_s_updates(checkpoint: Path, tmp_path: Path) -> None:
+    model, _ = load_model(checkpoint)
+    before = {lang: predict_tags(model, "pos", lang, words(lang)) for lang in ("en", "tr")}
+    state_before = {k: v.clone() for k, v in model.learned_state_dict().items()}
+
+    _, report = adapted(checkpoint, tmp_path / "out")
+    assert report.adapted is not None and report.adapted.steps == 6
+    reloaded, meta = load_model(tmp_path / "out")
+    state = reloaded.learned_state_dict()
+    for key, value in state_before.items():
+        if key == "hypernet.embeddings.language.weight":
+            assert torch.equal(state[key][:-1], value)  # the known rows; fo's row is appended
+        else:
+            assert torch.equal(state[key], value), key
+    added = sorted(set(state) - set(state_before))
+    assert added and all(k.startswith("lora.fo.updates.") for k in added)
+    assert any(k.endswith(".B") and state[k].abs().sum() > 0 for k in added)  # the updates moved
+    assert reloaded.registry.language("fo").lora == {"rank": 8, "targets": ["query", "value"], "alpha": 16.0}
+    assert meta.history[-1]["adapt_encoder"]["steps"] == 6
+    for lang, tags in before.items():
+        assert predict_tags(reloaded, "pos", lang, words(lang)) == tags  # bit-identical for every other language
+
+    plain, _ = load_model(checkpoint)
+    add_language(plain, load_model(checkpoint)[1], "fo", TINY_DATA / "fo-raw.txt", tmp_path / "plain", mlm_config(),
+                 quiet=True)
+    plain, _ = load_model(tmp_path / "plain")
+    assert torch.equal(plain.hypernet.embeddings.language.weight, reloaded.hypernet.embeddings.language.weight)
+    assert "fo" not in plain.lora  # without --adapt-encoder nothing but the row
+
+
+def _tagger_drift(model, lang: str) -> float:
+    """KL between the POS head's token distributions without and with `lang`'s updates, on its test words."""
+    batch = model.backbone.tokenizer([" ".join(w) for w in words("en")], return_tensors="pt", padding=True)
+    adapters = model.adapters("pos", lang)
+    mask = batch["attention_mask"].bool()
+    with torch.no_grad():
+        before = F.log_softmax(model.head("pos")(model.encode(batch["input_ids"], batch["attention_mask"], adapters))[mask], -1)
+        with model.language_updates(lang):
+            after = F.log_softmax(model.head("pos")(model.encode(batch["input_ids"], batch["attention_mask"],
+                                                                  adapters))[mask], -1)
+    return F.kl_div(after, before, log_target=True, reduction="batchmean").item()
+
+
+def test_the_anchor_keeps_what_the_tagger_reads(checkpoint: Path, tmp_path: Path) -> None:
+    free, _ = adapted(checkpoint, tmp_path / "free", anchor=0.0, steps=12, lr=1e-1)
+    anchored, _ = adapted(checkpoint, tmp_path / "anchored", anchor=50.0, steps=12, lr=1e-1)
+    assert 0 < _tagger_drift(anchored, "fo") < 0.5 * _tagger_drift(free, "fo")
+
+
+def test_fewshot_tunes_the_updates_add_language_made(checkpoint: Path, tmp_path: Path) -> None:
+    model, report = adapted(checkpoint, checkpoint)
+    start = {k: v.clone() for k, v in model.lora["fo"].state_dict().items()}
+    train = read_labelled("pos", TINY_DATA / "fo-pos-train.conllu")
+    config = TrainConfig(steps=4, batch_size=4, lr=5e-2, max_length=32, decay=False, warmup=0.0, seed=1)
+    model, meta = load_model(checkpoint)
+    fewshot(model, meta, checkpoint, "pos", "fo", train, None, 8, config, tune="lang+head+lora", quiet=True)
+    tuned = load_model(checkpoint)[0].lora["fo"].state_dict()
+    assert tuned.keys() == start.keys() and any(not torch.equal(tuned[k], start[k]) for k in start)
+
+
+@pytest.mark.parametrize("every, die_at", [(3, 3), (5, 5)])  # 5: the 4-step row stage never saves
+def test_an_interrupted_adapt_stage_resumes_to_the_same_weights(checkpoint: Path, tmp_path: Path, every: int,
+                                                               die_at: int) -> None:
+    from test_safety import interrupted_after_saving, same_weights
+
+    adapted(checkpoint, tmp_path / "straight", steps=6)
+    saves: list = []
+    with interrupted_after_saving(die_at, "resumed.adapt-encoder.resume", saves):  # die in the adapt stage
+        adapted(checkpoint, tmp_path / "resumed", steps=6, save_every=every)
+    assert saves[0] == (("resumed.resume", 3) if every == 3 else ("resumed.adapt-encoder.resume", 5))
+    adapted(checkpoint, tmp_path / "resumed", steps=6, save_every=every, resume=True)
+    assert same_weights(tmp_path / "straight", tmp_path / "resumed")
+    assert not list(tmp_path.glob("*.resume"))
+
+
+def test_adapt_options_are_checked(checkpoint: Path, tmp_path: Path) -> None:
+    for adapt, message in ((EncoderAdaptation(steps=0), "--adapt-steps"), (EncoderAdaptation(anchor=-1), "--anchor")):
+        model, meta = load_model(checkpoint)
+        with pytest.raises(HxError, match=message):
+            add_language(model, meta, "fo", TINY_DATA / "fo-raw.txt", tmp_path / "out", mlm_config(), quiet=True,
+                         adapt=adapt)
+        assert not (tmp_path / "out").exists()
