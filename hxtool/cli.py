@@ -196,8 +196,9 @@ def add_language_cmd(
 
     Example: hxtool add-language --code ug --corpus wiki_ug.txt
 
-    With --adapt-encoder the language also gets its own low-rank updates of the encoder, learned from the
-    same text (other languages never see them): hxtool add-language --code ug --corpus wiki_ug.txt --adapt-encoder
+    With --adapt-encoder it also gets its own low-rank encoder updates, learned from the same text:
+
+    Example: hxtool add-language --code ug --corpus wiki_ug.txt --adapt-encoder
     """
     from hxtool.workflows.add_language import ADD_LANGUAGE_LR, EncoderAdaptation, add_language
     from hxtool.config import TrainConfig
