@@ -16,6 +16,7 @@ adapter hooks (`prepend=True`) so a generated adapter sees the updated feed-forw
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Iterator
@@ -49,6 +50,10 @@ class LoraOptions:
     targets: tuple[str, ...] = DEFAULT_TARGETS
     alpha: float = 16.0
     lr: float = 1e-3
+
+    def record(self) -> dict:
+        """As JSON gives it back (targets a list): resume compares saved signatures with this."""
+        return {**dataclasses.asdict(self), "targets": list(self.targets)}
 
 
 def check_targets(targets: list[str] | tuple[str, ...]) -> list[str]:

@@ -42,18 +42,17 @@ def anchored_mlm_loss(model: HyperX, lang: str, anchor: float) -> Callable[[tupl
     the batch itself, so that a resumed run picks as a straight one did.
     """
     tasks = [task.name for task in model.registry.tasks if not task.is_mlm]
+    mlm = hyperx_loss(model)
 
     def loss(pair: tuple[str, str], batch: Any) -> torch.Tensor:
-        task_name, code = pair
-        assert isinstance(batch, MlmBatch) and task_name == MLM_TASK and code == lang
-        lang_index = model.registry.lang_index(lang)
+        assert pair == (MLM_TASK, lang)
         with model.language_updates(lang):
-            total = model.mlm_loss(batch, model.hypernet(model.registry.task_index(MLM_TASK), lang_index))
+            total = mlm(pair, batch)
         if not tasks or not anchor:
             return total
         task = tasks[int(batch.attention_mask.sum()) % len(tasks)]  # the batch's piece count
         text = torch.where(batch.labels != IGNORE, batch.labels, batch.input_ids)  # the masked pieces put back
-        adapters = model.hypernet(model.registry.task_index(task), lang_index)
+        adapters = model.hypernet(model.registry.task_index(task), model.registry.lang_index(lang))
         head, tokens = model.head(task), batch.attention_mask.bool()
         with torch.no_grad():
             before = F.log_softmax(head(model.encode(text, batch.attention_mask, adapters))[tokens].float(), -1)

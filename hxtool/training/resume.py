@@ -35,6 +35,20 @@ def resume_dir(output: Path) -> Path:
     return output.parent / f"{output.name}.resume"
 
 
+def later_stage_output(output: Path, stage: str) -> Path:
+    """The name a command's later training stage saves its resumable state under (`<output>.<stage>.resume`),
+    beside the first stage's state, not inside it."""
+    output = Path(output)
+    return output.parent / f"{output.name}.{stage}"
+
+
+def first_stage_saved(output: Path, later: Path) -> bool:
+    """Whether --resume should resume a two-stage command's first stage: it saved, or the later stage did not.
+    A first stage shorter than --save-every never saves; when only the later stage did, the first runs again
+    (seeded, so the same) and the later one resumes."""
+    return resume_dir(output).is_dir() or not resume_dir(later).is_dir()
+
+
 @dataclass
 class TrainState:
     step: int

@@ -25,7 +25,7 @@ from hxtool.registry import LanguageInfo, check_language_code
 from hxtool.store.session import save_model
 from hxtool.training.loop import Resumable, TrainResult, param_groups, train
 from hxtool.training.objectives import anchored_mlm_loss, hyperx_loss
-from hxtool.training.resume import discard_state, resume_dir
+from hxtool.training.resume import discard_state, first_stage_saved, later_stage_output, resume_dir
 from hxtool.store.checkpoint import CheckpointMeta
 
 # A single 64-dim row moves slowly at the pretraining rate; this rate moved it well in our runs.
@@ -41,8 +41,8 @@ class EncoderAdaptation:
     lora: LoraOptions = field(default_factory=LoraOptions)
 
     def record(self) -> dict:
-        """As JSON gives it back (targets a list), or a resumed run would never match the saved signature."""
-        return {**dataclasses.asdict(self), "lora": {**dataclasses.asdict(self.lora), "targets": list(self.lora.targets)}}
+        """As JSON gives it back, or a resumed run would never match the saved signature."""
+        return {**dataclasses.asdict(self), "lora": self.lora.record()}
 
     def validate(self) -> None:
         if self.steps < 1:
@@ -94,9 +94,7 @@ def add_language(model: HyperX, meta: CheckpointMeta, code: str, corpus: Path, o
                        config.max_length, config.mlm_probability, config.seed)
     signature = {"command": "add-language", "lang": code, "corpus": info.sha256, "init": init,
                  "train": config.signature()}
-    # An adapt stage that saved while the row stage never did (shorter than --save-every): run the row stage
-    # again (seeded, so the same), then resume the adapt stage.
-    row_saved = resume_dir(output).is_dir() or not resume_dir(_adapt_stage_output(output)).is_dir()
+    row_saved = first_stage_saved(output, _adapt_stage_output(output))
     resumable = Resumable(resume_dir(output), save_every, resume and row_saved, signature)
     # The row is written into the table only if training finishes; an error leaves the model as it was.
     with model.hypernet.embeddings.language_row(index, initial_row(model, init)):
@@ -130,8 +128,7 @@ def add_language(model: HyperX, meta: CheckpointMeta, code: str, corpus: Path, o
 
 
 def _adapt_stage_output(output: Path) -> Path:
-    """Named so that the adapt stage's resumable state sits beside the row stage's, not inside it."""
-    return output.parent / f"{output.name}.adapt-encoder"
+    return later_stage_output(output, "adapt-encoder")
 
 
 def _adapt_encoder(model: HyperX, code: str, stream: MlmStream, config: TrainConfig, adapt: EncoderAdaptation,

@@ -31,7 +31,7 @@ from hxtool.store.session import save_model
 from hxtool.tagging import predict_tags, score_tags
 from hxtool.training.loop import Resumable, param_groups, train
 from hxtool.training.objectives import hyperx_loss
-from hxtool.training.resume import discard_state, resume_dir
+from hxtool.training.resume import discard_state, first_stage_saved, later_stage_output, resume_dir
 from hxtool.workflows.self_training import (MAX_WORDS, MIN_WORDS, SelfTraining, language_corpus, mixed,
                                             pseudo_labelled, sample_raw_sentences)
 
@@ -160,8 +160,7 @@ def fewshot(model: HyperX, meta: CheckpointMeta, checkpoint: Path, task: str, la
     signature = {"command": "fewshot", "task": task, "lang": lang, "n": n, "tune": tune,
                  "train": config.signature(), "sentences": indices}
     if tune == "lang+head+lora":
-        # as JSON gives it back (targets a list), or a resumed run would never match the saved signature
-        signature["lora"] = {**dataclasses.asdict(lora), "targets": list(lora.targets)}
+        signature["lora"] = lora.record()
     # The row is written back only if training finishes; an error leaves the table as it was.
     with model.hypernet.embeddings.language_row(lang_index, model.hypernet.embeddings.language.weight[lang_index]):
         # With "all", hypernet.parameters() already includes the free-standing row.
@@ -185,9 +184,7 @@ def fewshot(model: HyperX, meta: CheckpointMeta, checkpoint: Path, task: str, la
         rates[id(model.hypernet.embeddings.row)] = config.lr
         rates.update({id(p): lora.lr for p in lora_params})
         groups = param_groups(params, config.lr, rates)
-        # A first round shorter than --save-every never saved: when only the second round did, run the first
-        # again (seeded, so the same), then resume the second.
-        first_saved = resume_dir(output).is_dir() or not resume_dir(_second_round_output(output)).is_dir()
+        first_saved = first_stage_saved(output, _second_round_output(output))
         result = train(model, hyperx_loss(model, config.pooling), [stream], groups, config,
                        description=f"fewshot {task}/{lang} n={n}", quiet=quiet,
                        resumable=Resumable(resume_dir(output), save_every, resume and first_saved, signature),
@@ -216,8 +213,7 @@ def fewshot(model: HyperX, meta: CheckpointMeta, checkpoint: Path, task: str, la
 
 
 def _second_round_output(output: Path) -> Path:
-    """Named so that the second round's resumable state sits beside the first round's, not inside it."""
-    return output.parent / f"{output.name}.self-train"
+    return later_stage_output(output, "self-train")
 
 
 def _self_train(model: HyperX, task: str, lang: str, shots: LabelledData, labels: list[str], corpus: Path | str,
