@@ -257,16 +257,19 @@ class Variant:
     epochs: int
     head_lr: float
     self_train: int | None = None  # raw sentences for the second round; None: fewshot's default for the mode
+    second_round: tuple = ()  # (SelfTraining field, value) pairs that replace the defaults of that round
 
 
 def parse_variant(spec: str, profile: Profile) -> Variant:
     """`MODE` or `MODE/key=value/...` with keys r (LoRA rank), t (LoRA targets, ':'-separated), lr (LoRA
     rate), ep (few-shot epochs), hlr (head rate), st (raw sentences to self-train on, 0: off; default: fewshot's
-    own, i.e. 1000 for `auto` from 20 shots); the profile gives every value not named. Experiments
+    own, i.e. 1000 for `auto` from 20 shots), keep (the share of them kept), uw (the share of the kept words,
+    least sure first, left out of the loss); the profile gives every value not named. Experiments
     compare several recipes after one pretraining this way, e.g. `lang+head+lora/r=4/t=value:ffn_in:ffn_out`."""
     from hxtool.errors import HxError
     from hxtool.model.lora import check_targets
     from hxtool.workflows.fewshot import TUNE_MODES, LoraOptions
+    from hxtool.workflows.self_training import SelfTraining
 
     tune, *pairs = spec.split("/")
     if tune not in TUNE_MODES:
@@ -274,9 +277,10 @@ def parse_variant(spec: str, profile: Profile) -> Variant:
     if any("=" not in pair for pair in pairs):
         raise SystemExit(f"{spec!r}: options are key=value pairs after the mode, e.g. lang+head+lora/r=4")
     given = dict(pair.split("=", 1) for pair in pairs)
-    unknown = set(given) - {"r", "t", "lr", "ep", "hlr", "st"}
+    unknown = set(given) - {"r", "t", "lr", "ep", "hlr", "st", "keep", "uw"}
     if unknown:
-        raise SystemExit(f"unknown key(s) {', '.join(sorted(unknown))} in {spec!r} (known: r, t, lr, ep, hlr, st)")
+        raise SystemExit(f"unknown key(s) {', '.join(sorted(unknown))} in {spec!r} "
+                         "(known: r, t, lr, ep, hlr, st, keep, uw)")
     lora = LoraOptions(rank=int(given.get("r", profile.lora_rank)),
                        targets=tuple(given["t"].split(":")) if "t" in given else tuple(profile.lora_targets),
                        lr=float(given.get("lr", profile.lora_lr)))
@@ -289,8 +293,14 @@ def parse_variant(spec: str, profile: Profile) -> Variant:
     self_train = int(given["st"]) if "st" in given else None
     if self_train is not None and self_train < 0:
         raise SystemExit(f"{spec!r}: st is a number of raw sentences (0: no self-training)")
+    second_round = tuple((field, float(given[key])) for key, field in (("keep", "keep"), ("uw", "unsure_words"))
+                         if key in given)
+    try:
+        SelfTraining(**dict(second_round)).validate()
+    except HxError as exc:
+        raise SystemExit(f"{spec!r}: {exc}") from None
     return Variant(tune, lora, int(given.get("ep", profile.epochs)), float(given.get("hlr", profile.head_lr)),
-                   self_train)
+                   self_train, second_round)
 
 
 def mean_row_predictions(model, target: str, sources: tuple[str, ...], words: list[list[str]],
@@ -368,9 +378,12 @@ def run_hxtool(profile: Profile, data_dir: Path, rec: Recorder, work: Path, devi
                 for n in (n for n in profile.shots if n > 0):
                     resolved = resolve_tune(variant.tune, n)
                     self_training = requested(variant.self_train, None)
+                    if variant.second_round:
+                        self_training = dataclasses.replace(resolve_self_training(self_training, variant.tune, n),
+                                                            **dict(variant.second_round))
                     second = resolve_self_training(self_training, variant.tune, n).sentences
                     key = (resolved, dataclasses.astuple(variant.lora) if resolved.endswith("lora") else None,
-                           variant.epochs, variant.head_lr, second, n, seed)
+                           variant.epochs, variant.head_lr, second, variant.second_round if second else (), n, seed)
                     if key in measured:  # the same recipe, sentences and seed: the same run, not run twice
                         rec.copy(system, measured[key])
                         continue

@@ -174,7 +174,8 @@ def test_auto_is_scored_from_the_runs_of_the_modes_it_picks(curves, tmp_path):
         assert curves.main(["--quick", "--systems", "hxtool", "--data-dir", str(data), "--base-model",
                             "tiny-random:xlm-roberta", "--source-steps", "4", "--lang-steps", "2", "--epochs", "1",
                             "--shots", "0,5,20", "--eval-limit", "8", "--output", str(out), "--tune-modes",
-                            "auto,lang+head,lang+head+lora,auto/st=0,lang+head+lora/r=2/t=value:ffn_norm"]) == 0
+                            "auto,lang+head,lang+head+lora,auto/st=0,lang+head+lora/r=2/t=value:ffn_norm,"
+                            "auto/keep=1/uw=0.5"]) == 0
     finally:
         torch.set_num_threads(threads)
     run = json.loads(out.read_text())
@@ -182,6 +183,7 @@ def test_auto_is_scored_from_the_runs_of_the_modes_it_picks(curves, tmp_path):
     assert rows[("hxtool_lang_head", 5)]["same_run_as"] == "hxtool"
     assert rows[("hxtool_auto/st=0", 5)]["same_run_as"] == "hxtool"
     assert rows[("hxtool_auto/st=0", 20)]["same_run_as"] == "hxtool_lang_head_lora"
+    assert rows[("hxtool_auto/keep=1/uw=0.5", 5)]["same_run_as"] == "hxtool"  # no second round below 20
     for n in (5, 20):
         assert "same_run_as" not in rows[("hxtool", n)]
         assert "same_run_as" not in rows[("hxtool_lang_head_lora/r=2/t=value:ffn_norm", n)]
@@ -189,12 +191,15 @@ def test_auto_is_scored_from_the_runs_of_the_modes_it_picks(curves, tmp_path):
         assert "same_run_as" not in rows[(system, 20)]
     assert "same_run_as" not in rows[("hxtool_lang_head_lora", 5)]
     assert rows[("hxtool", 5)]["tune"] == "lang+head" and rows[("hxtool", 20)]["tune"] == "lang+head+lora"
-    # One few-shot stage per distinct run: 2 (auto) + 1 (lang+head at 20) + 2 (lora) + 2 (the variant).
+    # One few-shot stage per distinct run: 2 (auto) + 1 (lang+head at 20) + 2 (lora) + 2 (the variant)
+    # + 1 (auto's second round with other options, at 20).
     stages = [s for s in run["stages"] if s["stage"].startswith("fewshot")]
-    assert len(stages) == 7
-    self_trained = [s for s in stages if "self_training" in s]
-    assert [(s["system"], s["stage"]) for s in self_trained] == [("hxtool", "fewshot ug n=20 seed=1")]
-    assert self_trained[0]["self_training"]["kept"] > 0
+    assert len(stages) == 8
+    self_trained = {s["system"]: s["self_training"] for s in stages if "self_training" in s}
+    assert self_trained.keys() == {"hxtool", "hxtool_auto/keep=1/uw=0.5"}
+    assert self_trained["hxtool"]["kept"] > 0 and "unsure_words" not in self_trained["hxtool"]
+    words = self_trained["hxtool_auto/keep=1/uw=0.5"]
+    assert words["unsure_words"] == 0.5 and words["kept"] > self_trained["hxtool"]["kept"]
     # The variant's own options reached fewshot: row + head, rank-2 value updates and ffn_norm shifts.
     from hxtool.model.backbone import load_backbone
 
@@ -266,3 +271,11 @@ def test_the_mean_row_is_over_the_pretraining_languages_only(curves, checkpoint)
     assert curves.pretraining_languages(model) == tuple(codes)
     model.registry.language(codes[-1]).source = "add-language"  # as a target the suite added
     assert curves.pretraining_languages(model) == tuple(codes[:-1])
+
+
+def test_a_variant_with_impossible_self_training_options_fails_before_any_work(curves):
+    profile = curves.PROFILES["quick"]
+    assert curves.parse_variant("auto/keep=1/uw=0.2", profile).second_round == (("keep", 1.0), ("unsure_words", 0.2))
+    for spec in ("auto/uw=1", "auto/keep=0", "auto/words=2"):
+        with pytest.raises(SystemExit, match="unsure_words|keep|unknown key"):
+            curves.parse_variant(spec, profile)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from conftest import TINY_DATA
+from hxtool.data.batches import IGNORE
 from hxtool.data.labelled import read_labelled
 from hxtool.errors import HxError
 from hxtool.store.session import load_model
@@ -41,10 +42,33 @@ def test_confidences_come_with_the_same_tags_as_predict_tags(checkpoint: Path) -
     assert tags == predict_tags(model, "pos", "tr", sentences, max_length=32)
     labels = len(model.registry.labels("pos", "tr"))
     assert all(1 / labels <= p <= 1 for row in confidence for p in row)
-    kept, mean = pseudo_labelled(model, "pos", "tr", sentences, 0.5, "first", 32)
-    assert len(kept) == round(len(sentences) / 2)
+    pseudo = pseudo_labelled(model, "pos", "tr", sentences, 0.5, "first", 32)
+    kept = len(pseudo.data)
+    assert kept == round(len(sentences) / 2) and all(all(row) for row in pseudo.sure)
     means = sorted((sum(c) / len(c) for c in confidence), reverse=True)
-    assert mean == pytest.approx(sum(means[:len(kept)]) / len(kept))
+    assert pseudo.confidence == pytest.approx(sum(means[:kept]) / kept)
+
+
+def test_unsure_words_are_left_out_of_the_loss_and_sure_ones_keep_their_tags(checkpoint: Path) -> None:
+    model, _ = load_model(checkpoint)
+    sentences = words("tr")
+    tags, confidence = predict_with_confidence(model, "pos", "tr", sentences, max_length=32)
+    pseudo = pseudo_labelled(model, "pos", "tr", sentences, 1.0, "first", 32, unsure_words=0.3)
+    labels = model.registry.labels("pos", "tr")
+    ids = pseudo.ids(labels)
+    everything = [p for row in confidence for p in row]
+    cut = sorted(everything)[int(0.3 * len(everything))]
+    counted = [[p for p in row if p >= cut] for row in confidence]
+    left_out = sum(i == IGNORE for row in ids for i in row)
+    assert left_out == sum(p < cut for p in everything) and 0.2 * len(everything) < left_out <= 0.3 * len(everything)
+    assert pseudo.confidence == pytest.approx(sum(sum(c) / len(c) for c in counted if c) / sum(map(bool, counted)))
+    by_words = {tuple(s): (t, c) for s, t, c in zip(sentences, tags, confidence)}
+    for sentence, row, sure in zip(pseudo.data.words, ids, pseudo.sure):
+        gold, probability = by_words[tuple(sentence)]
+        assert [labels[i] for i in row if i != IGNORE] == [t for t, ok in zip(gold, sure) if ok]
+        assert sure == [p >= cut for p in probability] and any(sure)
+    with pytest.raises(HxError, match="unsure_words"):
+        SelfTraining(unsure_words=1.0).validate()
 
 
 def test_auto_self_trains_from_twenty_sentences_and_leaves_other_languages_alone(checkpoint: Path,
@@ -89,6 +113,13 @@ def test_the_second_round_changes_the_tuned_model(checkpoint: Path, tmp_path: Pa
     two_rounds = model.language_state("tr")
     assert one_round.keys() == two_rounds.keys()
     assert any(not torch.equal(one_round[k], two_rounds[k]) for k in one_round)
+    model.restore(snapshot)  # every raw sentence kept, their least sure half of the words left out instead
+    report = fewshot(model, meta, checkpoint, "pos", "tr", train, None, 20, fewshot_config(3), tune="auto",
+                     quiet=True, output=tmp_path / "words",
+                     self_training=SelfTraining(sentences=10, epochs=1, keep=1.0, unsure_words=0.5))
+    assert report.self_training["unsure_words"] == 0.5 and report.self_training["kept"] >= 5
+    words_left_out = model.language_state("tr")
+    assert any(not torch.equal(two_rounds[k], words_left_out[k]) for k in two_rounds)
 
 
 def test_missing_raw_text_is_an_error_only_when_asked_for(checkpoint: Path, tmp_path: Path) -> None:

@@ -224,16 +224,19 @@ def _self_train(model: HyperX, task: str, lang: str, shots: LabelledData, labels
     raw = sample_raw_sentences(corpus, plan.sentences, config.seed)
     if not raw:
         return None
-    pseudo, confidence = pseudo_labelled(model, task, lang, raw, plan.keep, config.pooling, config.max_length)
-    data = mixed(shots, pseudo, plan.shot_repeats)
-    chunks = encode_sentences(model.backbone.tokenizer, data.words, config.max_length, label_ids(data, labels))
+    pseudo = pseudo_labelled(model, task, lang, raw, plan.keep, config.pooling, config.max_length, plan.unsure_words)
+    data = mixed(shots, pseudo.data, plan.shot_repeats)
+    ids = label_ids(shots, labels) * plan.shot_repeats + pseudo.ids(labels)  # the order `mixed` puts them in
+    chunks = encode_sentences(model.backbone.tokenizer, data.words, config.max_length, ids)
     second = dataclasses.replace(config, steps=plan.epochs * math.ceil(len(data) / config.batch_size))
     stream = TaggingStream(task, lang, chunks, second.batch_size, model.backbone.tokenizer.pad_token_id, second.seed)
-    record = {"corpus": str(corpus), "labelled": len(raw), "kept": len(pseudo), "confidence": round(confidence, 4),
+    record = {"corpus": str(corpus), "labelled": len(raw), "kept": len(pseudo.data),
+              "confidence": round(pseudo.confidence, 4),
+              **({"unsure_words": plan.unsure_words} if plan.unsure_words else {}),
               "epochs": plan.epochs, "shot_repeats": plan.shot_repeats, "steps": second.steps}
     folder = resume_dir(_second_round_output(output))
     train(model, hyperx_loss(model, config.pooling), [stream], groups, second,
-          description=f"self-training {task}/{lang} ({len(pseudo)} raw sentences)", quiet=quiet,
+          description=f"self-training {task}/{lang} ({len(pseudo.data)} raw sentences)", quiet=quiet,
           resumable=Resumable(folder, save_every, resume and folder.is_dir(), {**signature, "self_training": record}),
           precision=precision)
     return record

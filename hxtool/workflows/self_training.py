@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hxtool.data.corpus import iter_corpus_lines
-from hxtool.data.labelled import LabelledData
+from hxtool.data.batches import IGNORE
+from hxtool.data.labelled import LabelledData, label_ids
 from hxtool.errors import HxError
 from hxtool.model.hyperx import HyperX
 from hxtool.tagging import predict_with_confidence
@@ -31,6 +32,7 @@ class SelfTraining:
 
     sentences: int = 1000  # raw sentences the tuned tagger labels
     keep: float = 0.5  # the share of them, most confident first, that joins the shots
+    unsure_words: float = 0.0  # the share of the kept sentences' words, least sure first, left out of the loss
     epochs: int = 3  # passes over shots + kept sentences
     shot_repeats: int = 3  # each labelled shot counts this often in that mix
     corpus: Path | str | None = None  # default: the corpus add-language registered for the language
@@ -38,8 +40,9 @@ class SelfTraining:
     def validate(self) -> None:
         if self.sentences < 0:
             raise HxError(f"--self-train must be 0 (off) or a number of raw sentences, got {self.sentences}")
-        if not 0 < self.keep <= 1 or self.epochs < 1 or self.shot_repeats < 1:
-            raise HxError("self-training needs 0 < keep <= 1, epochs >= 1 and shot_repeats >= 1")
+        if not 0 < self.keep <= 1 or not 0 <= self.unsure_words < 1 or self.epochs < 1 or self.shot_repeats < 1:
+            raise HxError("self-training needs 0 < keep <= 1, 0 <= unsure_words < 1, epochs >= 1 and "
+                          "shot_repeats >= 1")
 
 
 def requested(sentences: int | None, corpus: Path | str | None) -> SelfTraining | None:
@@ -87,16 +90,36 @@ def language_corpus(model: HyperX, lang: str, given: Path | str | None) -> Path 
     return path if is_dataset(path) or Path(path).is_file() else None
 
 
+@dataclass
+class PseudoLabels:
+    """Raw sentences with the tuned model's tags; `sure[i][j]` is False for a word left out of the loss."""
+
+    data: LabelledData
+    sure: list[list[bool]]
+    confidence: float  # mean over the sentences of their counted labels' mean probability
+
+    def ids(self, labels: list[str]) -> list[list[int]]:
+        return [[i if ok else IGNORE for i, ok in zip(row, sure)]
+                for row, sure in zip(label_ids(self.data, labels), self.sure)]
+
+
 def pseudo_labelled(model: HyperX, task: str, lang: str, sentences: list[list[str]], keep: float,
-                    pooling: str, max_length: int) -> tuple[LabelledData, float]:
+                    pooling: str, max_length: int, unsure_words: float = 0.0) -> PseudoLabels:
     """The `keep` share of `sentences` the model tags most confidently (mean word probability), with its
-    tags, and that share's mean confidence."""
+    tags; then the `unsure_words` share of their words with the lowest probability is left out of the loss
+    (a sentence left with no word at all is dropped: it would teach nothing)."""
     tags, confidence = predict_with_confidence(model, task, lang, sentences, pooling, max_length)
     mean = [sum(c) / len(c) for c in confidence]
     order = sorted(range(len(sentences)), key=lambda i: -mean[i])[:max(1, round(keep * len(sentences)))]
-    kept = LabelledData(Path("<self-training>"), [sentences[i] for i in order], [tags[i] for i in order],
+    words = sorted(c for i in order for c in confidence[i])
+    # Words at the cut count, so unsure_words = 0 keeps every word (a word past max_length has probability 0).
+    cut = words[min(int(unsure_words * len(words)), len(words) - 1)] if unsure_words else -1.0
+    sure = {i: [c >= cut for c in confidence[i]] for i in order}
+    order = [i for i in order if any(sure[i])]
+    data = LabelledData(Path("<self-training>"), [sentences[i] for i in order], [tags[i] for i in order],
                         [[0] * len(sentences[i]) for i in order])
-    return kept, sum(mean[i] for i in order) / len(order)
+    counted = [[c for c, ok in zip(confidence[i], sure[i]) if ok] for i in order]
+    return PseudoLabels(data, [sure[i] for i in order], sum(sum(c) / len(c) for c in counted) / len(counted))
 
 
 def mixed(shots: LabelledData, pseudo: LabelledData, shot_repeats: int) -> LabelledData:
