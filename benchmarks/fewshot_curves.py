@@ -573,8 +573,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--balanced", action="store_true", default=None,
                         help="hxtool's pretraining draws S POS and 2A MLM batches in expectation (as MAD-X)")
     parser.add_argument("--tune-modes", help="hxtool few-shot tuning modes, each its own system (comma-separated; "
-                        "default auto,lang+head); a mode may carry its own options, "
-                        "e.g. lang+head+lora/r=4/t=value:ffn_in:ffn_out/lr=2e-3/ep=40/hlr=1e-2")
+                        "default auto,lang+head); a mode may carry its own options (r, t, lr, ep, hlr, st, keep, uw: "
+                        "see parse_variant), e.g. lang+head+lora/r=4/t=value:ffn_in:ffn_out/lr=2e-3/ep=40/hlr=1e-2 "
+                        "or auto/keep=1/uw=0.2")
     parser.add_argument("--mlm-recipe", help="a recipe (e.g. recipes/many-languages.toml) whose MLM languages join "
                         "hxtool's pretraining (same steps and POS share; the baselines are unchanged)")
     parser.add_argument("--adapt-encoder", action="store_true", default=None,
