@@ -378,10 +378,10 @@ def run_hxtool(profile: Profile, data_dir: Path, rec: Recorder, work: Path, devi
                 for n in (n for n in profile.shots if n > 0):
                     resolved = resolve_tune(variant.tune, n)
                     self_training = requested(variant.self_train, None)
+                    plan = resolve_self_training(self_training, variant.tune, n)
                     if variant.second_round:
-                        self_training = dataclasses.replace(resolve_self_training(self_training, variant.tune, n),
-                                                            **dict(variant.second_round))
-                    second = resolve_self_training(self_training, variant.tune, n).sentences
+                        plan = self_training = dataclasses.replace(plan, **dict(variant.second_round))
+                    second = plan.sentences
                     key = (resolved, dataclasses.astuple(variant.lora) if resolved.endswith("lora") else None,
                            variant.epochs, variant.head_lr, second, variant.second_round if second else (), n, seed)
                     if key in measured:  # the same recipe, sentences and seed: the same run, not run twice

@@ -225,10 +225,9 @@ def _self_train(model: HyperX, task: str, lang: str, shots: LabelledData, labels
     if not raw:
         return None
     pseudo = pseudo_labelled(model, task, lang, raw, plan.keep, config.pooling, config.max_length, plan.unsure_words)
-    data = mixed(shots, pseudo.data, plan.shot_repeats)
-    ids = label_ids(shots, labels) * plan.shot_repeats + pseudo.ids(labels)  # the order `mixed` puts them in
-    chunks = encode_sentences(model.backbone.tokenizer, data.words, config.max_length, ids)
-    second = dataclasses.replace(config, steps=plan.epochs * math.ceil(len(data) / config.batch_size))
+    words, ids = mixed(shots, pseudo, plan.shot_repeats, labels)
+    chunks = encode_sentences(model.backbone.tokenizer, words, config.max_length, ids)
+    second = dataclasses.replace(config, steps=plan.epochs * math.ceil(len(words) / config.batch_size))
     stream = TaggingStream(task, lang, chunks, second.batch_size, model.backbone.tokenizer.pad_token_id, second.seed)
     record = {"corpus": str(corpus), "labelled": len(raw), "kept": len(pseudo.data),
               "confidence": round(pseudo.confidence, 4),

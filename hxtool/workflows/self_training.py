@@ -122,7 +122,9 @@ def pseudo_labelled(model: HyperX, task: str, lang: str, sentences: list[list[st
     return PseudoLabels(data, [sure[i] for i in order], sum(sum(c) / len(c) for c in counted) / len(counted))
 
 
-def mixed(shots: LabelledData, pseudo: LabelledData, shot_repeats: int) -> LabelledData:
-    """Shots (repeated) and pseudo-labelled sentences as one set; the stream shuffles it."""
-    return LabelledData(shots.path, shots.words * shot_repeats + pseudo.words, shots.tags * shot_repeats + pseudo.tags,
-                        shots.lines * shot_repeats + pseudo.lines)
+def mixed(shots: LabelledData, pseudo: PseudoLabels, shot_repeats: int,
+          labels: list[str]) -> tuple[list[list[str]], list[list[int]]]:
+    """Shots (repeated) and pseudo-labelled sentences as one set of words and label ids (a left-out word's id
+    is IGNORE); the stream shuffles it."""
+    return (shots.words * shot_repeats + pseudo.data.words,
+            label_ids(shots, labels) * shot_repeats + pseudo.ids(labels))
