@@ -306,7 +306,7 @@ def parse_variant(spec: str, profile: Profile) -> Variant:
 def mean_row_predictions(model, target: str, sources: tuple[str, ...], words: list[list[str]],
                          task: str = "pos") -> list[list[str]]:
     """Zero-shot with the untrained mean of the `sources`' rows in the target's place (the suite passes the
-    pretraining's languages, whose mean is where add-language starts a first new language: the learned row
+    pretraining's languages, whose mean is where add-language starts every new language: the learned row
     must beat it). One source: that language's row. Whatever else add-language learned for the target (its
     own encoder updates, with --adapt-encoder) is left out too: this is the language before add-language."""
     from hxtool.tagging import predict_tags
@@ -326,9 +326,6 @@ def mean_row_predictions(model, target: str, sources: tuple[str, ...], words: li
             model.lora[target] = updates
 
 
-def pretraining_languages(model) -> tuple[str, ...]:
-    """The languages whose rows pretrain-mlm learned (sources and any MLM-only ones), not the targets added since."""
-    return tuple(info.code for info in model.registry.languages if info.source != "add-language")
 
 
 def run_hxtool(profile: Profile, data_dir: Path, rec: Recorder, work: Path, device: str = "cpu") -> None:
@@ -366,7 +363,7 @@ def run_hxtool(profile: Profile, data_dir: Path, rec: Recorder, work: Path, devi
         rec.run.cost.setdefault("hxtool", {})["bytes_zero_shot"] = disk_bytes(model.language_state(target))
         rec.score("hxtool", target, 0, 0, test.tags, predict_tags(model, "pos", target, test.words))
         rec.score("hxtool_meanrow", target, 0, 0, test.tags,
-                  mean_row_predictions(model, target, pretraining_languages(model), test.words))
+                  mean_row_predictions(model, target, tuple(model.registry.pretrained_languages()), test.words))
         snapshot = model.snapshot()  # a copy: restored before every few-shot run
         measured: dict[tuple, dict[str, Any]] = {}  # one run per distinct recipe (auto repeats the others)
         for tune in profile.tune_modes:

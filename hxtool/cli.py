@@ -172,8 +172,8 @@ def add_language_cmd(
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help=CHECKPOINT_HELP),
     output: Optional[Path] = typer.Option(None, "--output", "-o",
                                           help="Where to write the result \\[default: the checkpoint itself]."),
-    init: str = typer.Option("mean", help="Start from the mean of known languages, or from one language "
-                             "(e.g. --init tr for a related language)."),
+    init: str = typer.Option("mean", help="Start from the mean of the pretrained languages' rows (languages added "
+                             "since stay out of it), or from one language (e.g. --init tr for a related language)."),
     steps: int = typer.Option(200, help="MLM steps; only the new 64-number embedding trains."),
     batch_size: int = typer.Option(16, help="Lines per batch."),
     max_length: int = typer.Option(128, help="Pieces per line, longer lines are cut."),

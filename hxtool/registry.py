@@ -63,6 +63,10 @@ class Registry:
     def language_codes(self) -> list[str]:
         return [lang.code for lang in self.languages]
 
+    def pretrained_languages(self) -> list[str]:
+        """The languages pretrain-mlm learned (labelled or raw text), not those added or imported since."""
+        return [lang.code for lang in self.languages if lang.source == "recipe"]
+
     def task_index(self, name: str) -> int:
         for i, task in enumerate(self.tasks):
             if task.name == name:

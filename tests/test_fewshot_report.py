@@ -263,14 +263,14 @@ def test_mlm_recipe_adds_mlm_only_languages_and_keeps_the_pos_share(curves, tmp_
     assert recipe.data[0].weight > 1.0  # without the reweighting four MLM pairs would crowd POS out
 
 
-def test_the_mean_row_is_over_the_pretraining_languages_only(curves, checkpoint):
+def test_the_mean_row_is_over_the_pretraining_languages_only(checkpoint):
     from hxtool.store.session import load_model
 
     model, _ = load_model(checkpoint)
     codes = model.registry.language_codes()
-    assert curves.pretraining_languages(model) == tuple(codes)
+    assert model.registry.pretrained_languages() == codes
     model.registry.language(codes[-1]).source = "add-language"  # as a target the suite added
-    assert curves.pretraining_languages(model) == tuple(codes[:-1])
+    assert model.registry.pretrained_languages() == codes[:-1]
 
 
 def test_a_variant_with_impossible_self_training_options_fails_before_any_work(curves):

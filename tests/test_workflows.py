@@ -85,6 +85,25 @@ def test_add_language_changes_one_new_row_only(checkpoint: Path, tmp_path: Path)
     assert len(predict_tags(reloaded, "pos", "fo", [["tann", "hundur"]])[0]) == 2
 
 
+def test_a_new_language_starts_from_the_pretrained_rows_whatever_was_added_before(checkpoint: Path,
+                                                                                  tmp_path: Path) -> None:
+    from hxtool.workflows.add_language import initial_row
+
+    model, meta = load_model(checkpoint)
+    rows = lambda: model.hypernet.embeddings.language.weight.detach()  # the table grows: read it anew
+    pretrained_mean = rows().mean(0).clone()
+    alone = add_language(model, meta, "fo", TINY_DATA / "fo-raw.txt", tmp_path / "a", mlm_config(), quiet=True)
+    fo_alone = rows()[alone.index].clone()
+    # fo's trained row now sits in the table, yet the next language starts where fo did.
+    assert torch.equal(initial_row(model, "mean"), pretrained_mean)
+    add_language(model, meta, "mt", TINY_DATA / "fo-raw.txt", tmp_path / "b", mlm_config(), quiet=True)
+    model, meta = load_model(checkpoint)
+    add_language(model, meta, "mt", TINY_DATA / "fo-raw.txt", tmp_path / "c", mlm_config(), quiet=True)
+    after = add_language(model, meta, "fo", TINY_DATA / "fo-raw.txt", tmp_path / "d", mlm_config(), quiet=True)
+    assert torch.equal(rows()[after.index], fo_alone), \
+        "adding mt first changed fo's row"
+
+
 def test_add_language_refuses_an_existing_code_and_bad_codes(checkpoint: Path) -> None:
     model, meta = load_model(checkpoint)
     with pytest.raises(HxError, match="already in the checkpoint"):

@@ -68,10 +68,13 @@ class AddLanguageReport:
 
 
 def initial_row(model: HyperX, init: str) -> torch.Tensor:
-    """`mean` of the known languages' rows, or a copy of one language's row."""
+    """`mean` of the pretrained languages' rows, or a copy of one language's row. Rows that add-language or
+    import brought in stay out of the mean, so a new language starts from the same row whatever was added
+    before it (a checkpoint with no pretrained row left, every one overwritten, takes the mean of all)."""
     table = model.hypernet.embeddings.language.weight.detach()
     if init == "mean":
-        return table.mean(0)
+        pretrained = [model.registry.lang_index(code) for code in model.registry.pretrained_languages()]
+        return table[pretrained].mean(0) if pretrained else table.mean(0)
     return table[model.registry.lang_index(init)].clone()
 
 
