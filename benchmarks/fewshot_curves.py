@@ -588,7 +588,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", help="cpu or cuda: where every system trains and tags")
     parser.add_argument("--report", nargs="+", metavar="JSON",
                         help="run nothing: merge these result files (e.g. one per --systems run) and print the "
-                             "tables; JSON:system,... takes only those systems of a file")
+                             "tables; JSON:system,... takes only those systems of a file, JSON@target,... only those targets "
+                             "(e.g. a.json:hxtool,hxtool_meanrow@mt)")
     args = parser.parse_args(argv)
     if args.report:
         return report(args.report, args.output)
@@ -660,8 +661,11 @@ def plot(path: Path) -> None:
 
 
 def read_run(spec: Path | str) -> dict[str, Any]:
-    """A result file, or `FILE:system,system` for only those systems' scores, stages and costs."""
-    path, _, wanted = str(spec).partition(":")
+    """A result file, `FILE:system,...` for only those systems' scores, stages and costs, and/or `FILE@target,...`
+    (e.g. `FILE:hxtool,hxtool_meanrow@mt`) for only those targets' scores and stages."""
+    spec = str(spec)
+    spec, at, targets = spec.rpartition("@") if "@" in Path(spec).name else (spec, "", "")
+    path, _, wanted = spec.partition(":")
     run = json.loads(Path(path).read_text())
     if wanted:
         keep = set(wanted.split(","))
@@ -675,15 +679,29 @@ def read_run(spec: Path | str) -> dict[str, Any]:
         run["stages"] = [row for row in run["stages"] if row["system"] in keep]
         run["cost"] = {k: v for k, v in run["cost"].items() if k in keep}
         run["meta"]["seconds"] = {}  # a file's wall time is not any one of its systems'
+    if at:
+        chosen = targets.split(",")
+        missing = set(chosen) - set(run["profile"]["targets"])
+        if missing:
+            raise SystemExit(f"{path} has no target {', '.join(sorted(missing))}")
+        left_out = set(run["profile"]["targets"]) - set(chosen)
+        run["profile"]["targets"] = [t for t in run["profile"]["targets"] if t in chosen]
+        run["scores"] = [row for row in run["scores"] if row["target"] in chosen]
+        # Stages name their target as their second word ("add-language ug", "fewshot ug n=20 seed=1").
+        run["stages"] = [row for row in run["stages"] if not set(row["stage"].split()[1:2]) & left_out]
+        run["meta"]["seconds"] = {}
     return run
 
 
 def report(paths: list[Path], output: Path | None) -> int:
     """Merge result files of runs with one profile (say one per system) into one, and print its tables.
-    `FILE:system,...` takes only those systems of a file (e.g. extra tuning modes of an earlier run)."""
+    `FILE:system,...` takes only those systems of a file (e.g. extra tuning modes of an earlier run), `FILE@target,...`
+    only those targets (e.g. a re-run of some targets replaces an older run's)."""
     runs = [read_run(path) for path in paths]
     # The few-shot tuning options touch hxtool alone: a baseline's file may predate them or differ in them.
-    shared = lambda profile: {k: v for k, v in profile.items() if k not in HXTOOL_ONLY}
+    # Targets are independent of each other (add-language starts each from the pretrained rows' mean), so
+    # files of different targets merge; a (system, target, n, seed) twice is refused below.
+    shared = lambda profile: {k: v for k, v in profile.items() if k not in HXTOOL_ONLY and k != "targets"}
     profiles = {json.dumps(shared(r["profile"]), sort_keys=True) for r in runs}
     if len(profiles) > 1:
         raise SystemExit("these result files come from different profiles; merging them would mix setups")
@@ -700,7 +718,8 @@ def report(paths: list[Path], output: Path | None) -> int:
         twice = sorted({cell[0] for cell, count in counts.items() if count > 1})
         raise SystemExit(f"more than one file scores {', '.join(twice)}: pick systems with FILE:system,...")
     first = (hxtool_runs or runs)[0]
-    merged = Run(profile=first["profile"], meta={**first["meta"], "merged_from": [str(p) for p in paths],
+    targets = list(dict.fromkeys(t for r in runs for t in r["profile"]["targets"]))
+    merged = Run(profile={**first["profile"], "targets": targets}, meta={**first["meta"], "merged_from": [str(p) for p in paths],
                                                  "seconds": {}})
     for r in runs:
         merged.scores += r["scores"]

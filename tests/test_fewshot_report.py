@@ -279,3 +279,30 @@ def test_a_variant_with_impossible_self_training_options_fails_before_any_work(c
     for spec in ("auto/uw=1", "auto/keep=0", "auto/words=2"):
         with pytest.raises(SystemExit, match="unsure_words|keep|unknown key"):
             curves.parse_variant(spec, profile)
+
+
+def test_report_merges_runs_of_different_targets_and_takes_chosen_targets(curves, tmp_path):
+    """A re-run of some targets replaces an older run's: FILE@target,... keeps the others' cells and stages."""
+    both = dataclasses.replace(curves.PROFILES["quick"], targets=("mt", "ug"))
+    old = json.loads(write_run(curves, tmp_path / "old.json", "hxtool", [(0, 0, 70.0), (20, 1, 80.0)], 9.0,
+                               profile=both).read_text())
+    old["scores"] += [{**row, "target": "mt", "upos": row["upos"] - 5} for row in old["scores"]]
+    old["stages"] += [{**old["stages"][0], "stage": "fewshot mt n=20 seed=1"},
+                      {**old["stages"][0], "stage": "pretrain-mlm"}]
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    new = write_run(curves, tmp_path / "new.json", "hxtool", [(0, 0, 71.0), (20, 1, 82.0)], 1.0)  # ug alone
+    with pytest.raises(SystemExit, match="more than one file scores hxtool"):
+        curves.report([tmp_path / "old.json", new], None)
+    with pytest.raises(SystemExit, match="no target fo"):
+        curves.report([f"{tmp_path / 'old.json'}@fo", new], None)
+    merged_path = tmp_path / "merged.json"
+    assert curves.report([f"{tmp_path / 'old.json'}:hxtool@mt", new], merged_path) == 0
+    merged = json.loads(merged_path.read_text())
+    assert merged["profile"]["targets"] == ["mt", "ug"]
+    assert sorted((r["target"], r["upos"]) for r in merged["scores"]) == \
+        [("mt", 65.0), ("mt", 75.0), ("ug", 71.0), ("ug", 82.0)]
+    assert [r["stage"] for r in merged["stages"]] == \
+        ["fewshot mt n=20 seed=1", "pretrain-mlm", "fewshot ug n=20 seed=1"]
+    other = dataclasses.replace(curves.PROFILES["quick"], lang_steps=99, targets=("mt",))
+    with pytest.raises(SystemExit, match="different profiles"):  # other targets, but other steps too
+        curves.report([new, write_run(curves, tmp_path / "o.json", "madx", [(0, 0, 1.0)], 1.0, profile=other)], None)
