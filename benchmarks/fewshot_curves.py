@@ -549,7 +549,9 @@ def cost_table(run: Run) -> str:
         cost = run.cost.get(system, {})
         size = lambda b: "–" if b is None else f"{b / 1e6:.2f} MB" if b >= 1e5 else f"{b / 1e3:.1f} kB"
         lang_cell = f"{per_step(lang):.2f}" if lang else "–"  # full fine-tuning has no new-language stage
-        lines.append(f"| {system} | {sum(s['trainable'] for s in source):,} | {max((s['trainable'] for s in few), default=0):,} "
+        # A stage named twice (one pretraining in each of two merged files) is one stage's parameters.
+        source_trainable = sum({s["stage"]: s["trainable"] for s in source}.values())
+        lines.append(f"| {system} | {source_trainable:,} | {max((s['trainable'] for s in few), default=0):,} "
                      f"| {per_step(source):.2f} | {lang_cell} | {per_step(few):.2f} "
                      f"| {size(cost.get('bytes_zero_shot'))} | {size(cost.get('bytes_tuned'))} |")
     return "\n".join(lines)

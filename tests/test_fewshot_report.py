@@ -303,6 +303,11 @@ def test_report_merges_runs_of_different_targets_and_takes_chosen_targets(curves
         [("mt", 65.0), ("mt", 75.0), ("ug", 71.0), ("ug", 82.0)]
     assert [r["stage"] for r in merged["stages"]] == \
         ["fewshot mt n=20 seed=1", "pretrain-mlm", "fewshot ug n=20 seed=1"]
+    # Each file pretrained once: the cost table counts the pretraining's parameters once, not once a file.
+    merged_run = curves.Run(**{k: merged[k] for k in ("profile", "meta", "scores", "stages", "cost")})
+    merged_run.stages[1]["trainable"] = 1000
+    merged_run.stages.append({**merged_run.stages[1]})  # the other file's pretraining
+    assert "| hxtool | 1,000 | 7 |" in curves.cost_table(merged_run)
     other = dataclasses.replace(curves.PROFILES["quick"], lang_steps=99, targets=("mt",))
     with pytest.raises(SystemExit, match="different profiles"):  # other targets, but other steps too
         curves.report([new, write_run(curves, tmp_path / "o.json", "madx", [(0, 0, 1.0)], 1.0, profile=other)], None)
