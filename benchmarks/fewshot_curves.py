@@ -326,8 +326,6 @@ def mean_row_predictions(model, target: str, sources: tuple[str, ...], words: li
             model.lora[target] = updates
 
 
-
-
 def run_hxtool(profile: Profile, data_dir: Path, rec: Recorder, work: Path, device: str = "cpu") -> None:
     from hxtool.workflows.add_language import ADD_LANGUAGE_LR, EncoderAdaptation, add_language
     from hxtool.workflows.fewshot import FEWSHOT_LR, fewshot, resolve_self_training, resolve_tune
