@@ -261,13 +261,13 @@ class Variant:
 
 
 def parse_variant(spec: str, profile: Profile) -> Variant:
-    """`MODE` or `MODE/key=value/...` with keys r (LoRA rank), t (LoRA targets, ':'-separated), lr (LoRA
-    rate), ep (few-shot epochs), hlr (head rate), st (raw sentences to self-train on, 0: off; default: fewshot's
+    """`MODE` or `MODE/key=value/...` with keys r (LoRA rank), t (LoRA targets, ':'-separated), l (LoRA
+    layers, e.g. 0-5 or 0:2:4; default every layer), lr (LoRA rate), ep (few-shot epochs), hlr (head rate), st (raw sentences to self-train on, 0: off; default: fewshot's
     own, i.e. 1000 for `auto` from 20 shots), keep (the share of them kept), uw (the share of the kept words,
     least sure first, left out of the loss); the profile gives every value not named. Experiments
     compare several recipes after one pretraining this way, e.g. `lang+head+lora/r=4/t=value:ffn_in:ffn_out`."""
     from hxtool.errors import HxError
-    from hxtool.model.lora import check_targets
+    from hxtool.model.lora import check_targets, parse_layers
     from hxtool.workflows.fewshot import TUNE_MODES, LoraOptions
     from hxtool.workflows.self_training import SelfTraining
 
@@ -277,14 +277,15 @@ def parse_variant(spec: str, profile: Profile) -> Variant:
     if any("=" not in pair for pair in pairs):
         raise SystemExit(f"{spec!r}: options are key=value pairs after the mode, e.g. lang+head+lora/r=4")
     given = dict(pair.split("=", 1) for pair in pairs)
-    unknown = set(given) - {"r", "t", "lr", "ep", "hlr", "st", "keep", "uw"}
+    unknown = set(given) - {"r", "t", "l", "lr", "ep", "hlr", "st", "keep", "uw"}
     if unknown:
         raise SystemExit(f"unknown key(s) {', '.join(sorted(unknown))} in {spec!r} "
-                         "(known: r, t, lr, ep, hlr, st, keep, uw)")
-    lora = LoraOptions(rank=int(given.get("r", profile.lora_rank)),
-                       targets=tuple(given["t"].split(":")) if "t" in given else tuple(profile.lora_targets),
-                       lr=float(given.get("lr", profile.lora_lr)))
+                         "(known: r, t, l, lr, ep, hlr, st, keep, uw)")
     try:
+        lora = LoraOptions(rank=int(given.get("r", profile.lora_rank)),
+                           targets=tuple(given["t"].split(":")) if "t" in given else tuple(profile.lora_targets),
+                           lr=float(given.get("lr", profile.lora_lr)),
+                           layers=parse_layers(given["l"].replace(":", ",")) if "l" in given else None)
         check_targets(lora.targets)
     except HxError as exc:
         raise SystemExit(f"{spec!r}: {exc}") from None
@@ -570,8 +571,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--balanced", action="store_true", default=None,
                         help="hxtool's pretraining draws S POS and 2A MLM batches in expectation (as MAD-X)")
     parser.add_argument("--tune-modes", help="hxtool few-shot tuning modes, each its own system (comma-separated; "
-                        "default auto,lang+head); a mode may carry its own options (r, t, lr, ep, hlr, st, keep, uw: "
-                        "see parse_variant), e.g. lang+head+lora/r=4/t=value:ffn_in:ffn_out/lr=2e-3/ep=40/hlr=1e-2 "
+                        "default auto,lang+head); a mode may carry its own options (r, t, l, lr, ep, hlr, st, keep, uw: "
+                        "see parse_variant), e.g. lang+head+lora/r=4/t=value:ffn_in:ffn_out/l=0-5/lr=2e-3/ep=40 "
                         "or auto/keep=1/uw=0.2")
     parser.add_argument("--mlm-recipe", help="a recipe (e.g. recipes/many-languages.toml) whose MLM languages join "
                         "hxtool's pretraining (same steps and POS share; the baselines are unchanged)")

@@ -265,6 +265,8 @@ def fewshot(
     lora_targets: str = typer.Option("query,value", help="Encoder linear layers that get low-rank updates, "
                                      "comma-separated: query, key, value, attn_out, ffn_in, ffn_out; "
                                      "attn_norm, ffn_norm shift the LayerNorms' gain and bias instead."),
+    lora_layers: str = typer.Option("all", help="Encoder layers that get them (0 is nearest the input), e.g. 0-5 "
+                                    "or 0,2,4; all: every layer."),
     lora_lr: float = typer.Option(1e-3, help="Learning rate of the low-rank updates."),
     self_train: Optional[int] = typer.Option(None, "--self-train", help="After tuning, label this many sentences "
                                              "of the language's raw text, keep the surer half and tune again on "
@@ -288,6 +290,7 @@ def fewshot(
     from hxtool.data.labelled import read_labelled
     from hxtool.data.datadir import data_dir as find_data_dir
     from hxtool.data.datadir import task_file
+    from hxtool.model.lora import parse_layers
     from hxtool.workflows.fewshot import FEWSHOT_LR, TUNE_MODES, LoraOptions, fewshot as run_fewshot, fewshot_steps
     from hxtool.workflows.self_training import requested
     from hxtool.store.session import load_model, trained_pooling
@@ -320,7 +323,7 @@ def fewshot(
             model.registry.lang_index(lang)
             config.pooling = trained_pooling(meta)
             lora = LoraOptions(rank=lora_rank, targets=tuple(t.strip() for t in lora_targets.split(",") if t.strip()),
-                               lr=lora_lr)
+                               lr=lora_lr, layers=parse_layers(lora_layers))
             report = run_fewshot(model, meta, source, task, lang, train_data, eval_data, n, config, tune=tune,
                                  output=output, quiet=quiet, save_every=save_every, resume=resume,
                                  strict_labels=strict_labels, precision=precision, lora=lora,

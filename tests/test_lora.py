@@ -29,7 +29,7 @@ def test_a_fresh_low_rank_update_changes_nothing(checkpoint: Path) -> None:
     model, _ = load_model(checkpoint)
     before = predict_tags(model, "pos", "tr", words("tr"))
     states = model.encode(*_ids(model), model.adapters("pos", "tr"))
-    model.own_lora("tr", 4, ["query", "value", "ffn_out", "attn_norm", "ffn_norm"], 8.0)
+    model.own_lora("tr", LoraOptions(rank=4, targets=("query", "value", "ffn_out", "attn_norm", "ffn_norm"), alpha=8.0).spec())
     with model.language_updates("tr"):
         assert torch.equal(model.encode(*_ids(model), model.adapters("pos", "tr")), states)
     assert predict_tags(model, "pos", "tr", words("tr")) == before

@@ -132,14 +132,15 @@ class HyperX(AdaptedEncoder):
     def _add_lora(self, lang: str, spec: dict) -> LanguageLoRA:
         if not self._lora_hooks:
             self._lora_hooks = attach_lora(self.encoder, self.backbone.model_type, self.lora_context)
-        lora = LanguageLoRA(self.encoder, self.backbone.model_type, spec["rank"], spec["targets"], spec["alpha"])
+        lora = LanguageLoRA.from_spec(self.encoder, self.backbone.model_type, spec)
         self.lora[lang] = lora.to(self.device)
         return lora
 
-    def own_lora(self, lang: str, rank: int, targets: list[str], alpha: float) -> LanguageLoRA:
-        """The language's low-rank encoder updates, made (as no change) on first use."""
+    def own_lora(self, lang: str, spec: dict) -> LanguageLoRA:
+        """The language's low-rank encoder updates of shape `spec` (LoraOptions.spec()), made (as no change)
+        on first use."""
         if lang not in self.lora:
-            self._add_lora(lang, {"rank": rank, "targets": list(targets), "alpha": alpha})
+            self._add_lora(lang, spec)
             self.registry.language(lang).lora = self.lora[lang].spec()
         return self.lora[lang]
 
@@ -298,7 +299,7 @@ class HyperX(AdaptedEncoder):
         if spec or lora_state:
             if not spec:
                 raise CheckpointError(f"{source}: low-rank updates for {code!r} but no rank or targets recorded")
-            lora = LanguageLoRA(self.encoder, self.backbone.model_type, spec["rank"], spec["targets"], spec["alpha"])
+            lora = LanguageLoRA.from_spec(self.encoder, self.backbone.model_type, spec)
             try:
                 lora.load_state_dict(lora_state)
             except RuntimeError as exc:

@@ -6,7 +6,7 @@ gain and bias (2 x hidden numbers a norm): full fine-tuning moves those too, and
 Generated adapters only add a bottleneck after each feed-forward block; full fine-tuning wins at 20+
 labelled sentences because it changes the encoder itself. A language's `LanguageLoRA` adds
 ``scale * (x @ A) @ B`` to the output of chosen linear layers (attention projections, feed-forward) in
-every layer, for that language only: the hooks read the active set from a `LoraContext`, so every other
+every layer or in chosen layers (`layers`), for that language only: the hooks read the active set from a `LoraContext`, so every other
 language runs the unchanged encoder. `B` starts at zero, so a fresh set changes nothing.
 
 No model code is copied: forward hooks on the encoder's own `nn.Linear` modules, registered before the
@@ -50,10 +50,36 @@ class LoraOptions:
     targets: tuple[str, ...] = DEFAULT_TARGETS
     alpha: float = 16.0
     lr: float = 1e-3
+    layers: tuple[int, ...] | None = None  # encoder layers that get updates (0: nearest the input); None: all
 
     def record(self) -> dict:
-        """As JSON gives it back (targets a list): resume compares saved signatures with this."""
-        return {**dataclasses.asdict(self), "targets": list(self.targets)}
+        """As JSON gives it back (lists, not tuples): resume compares saved signatures with this."""
+        return {**dataclasses.asdict(self), "targets": list(self.targets),
+                "layers": None if self.layers is None else list(self.layers)}
+
+    def spec(self) -> dict:
+        """The shape the registry records (see LanguageLoRA.spec)."""
+        spec = {"rank": self.rank, "targets": list(self.targets), "alpha": self.alpha}
+        return spec if self.layers is None else {**spec, "layers": list(self.layers)}
+
+
+def parse_layers(text: str | None) -> tuple[int, ...] | None:
+    """`--lora-layers`: "0-5", "0,2,4" or "0-3,10" (layer 0 is nearest the input); empty or "all": None."""
+    from hxtool.errors import HxError
+
+    if text is None or text.strip() in ("", "all"):
+        return None
+    layers: set[int] = set()
+    for part in text.split(","):
+        first, _, last = part.strip().partition("-")
+        try:
+            lo, hi = int(first), int(last or first)
+        except ValueError:
+            raise HxError(f"LoRA layers are numbers or ranges like 0-5, comma-separated; got {text!r}") from None
+        if lo < 0 or hi < lo:
+            raise HxError(f"LoRA layers: {part.strip()!r} is not a range of layers from 0 up")
+        layers.update(range(lo, hi + 1))
+    return tuple(sorted(layers))
 
 
 def check_targets(targets: list[str] | tuple[str, ...]) -> list[str]:
@@ -64,6 +90,19 @@ def check_targets(targets: list[str] | tuple[str, ...]) -> list[str]:
 
         raise HxError(f"LoRA targets must be some of {', '.join(known)}, got {', '.join(targets) or 'none'}")
     return list(targets)
+
+
+def layer_count(encoder: nn.Module, model_type: str) -> int:
+    return len(encoder.get_submodule(LAYERS_PATH.get(model_type, "encoder.layer")))
+
+
+def check_layers(layers: list[int] | tuple[int, ...] | None, count: int) -> None:
+    """Refuses layer indices the encoder lacks (None: every layer)."""
+    if layers is not None and (not layers or min(layers) < 0 or max(layers) >= count):
+        from hxtool.errors import HxError
+
+        raise HxError(f"LoRA layers must be some of 0-{count - 1} (this encoder has {count} layers), "
+                      f"got {','.join(map(str, layers)) or 'none'}")
 
 
 def target_linears(encoder: nn.Module, model_type: str, target: str) -> list[nn.Module]:
@@ -101,20 +140,31 @@ class NormShift(nn.Module):
 
 
 class LanguageLoRA(nn.Module):
-    """One language's low-rank updates: `updates["<layer>_<target>"]`."""
+    """One language's low-rank updates: `updates["<layer>_<target>"]` (layers without updates run as they are)."""
 
-    def __init__(self, encoder: nn.Module, model_type: str, rank: int, targets: list[str], alpha: float) -> None:
+    def __init__(self, encoder: nn.Module, model_type: str, rank: int, targets: list[str], alpha: float,
+                 layers: list[int] | tuple[int, ...] | None = None) -> None:
         super().__init__()
         self.rank, self.targets, self.alpha = rank, list(targets), alpha
+        self.layers = None if layers is None else sorted(layers)
         self.updates = nn.ModuleDict()
         for target in self.targets:
-            for layer, module in enumerate(target_linears(encoder, model_type, target)):
-                self.updates[f"{layer}_{target}"] = NormShift(module) if target in NORM_TARGETS else \
-                    LowRankUpdate(module.in_features, module.out_features, rank, alpha)
+            modules = target_linears(encoder, model_type, target)
+            check_layers(self.layers, len(modules))
+            for layer, module in enumerate(modules):
+                if self.layers is None or layer in self.layers:
+                    self.updates[f"{layer}_{target}"] = NormShift(module) if target in NORM_TARGETS else \
+                        LowRankUpdate(module.in_features, module.out_features, rank, alpha)
+
+    @classmethod
+    def from_spec(cls, encoder: nn.Module, model_type: str, spec: dict) -> "LanguageLoRA":
+        return cls(encoder, model_type, spec["rank"], spec["targets"], spec["alpha"], spec.get("layers"))
 
     def spec(self) -> dict:
-        """What the registry records, enough to rebuild the shapes before loading the tensors."""
-        return {"rank": self.rank, "targets": list(self.targets), "alpha": self.alpha}
+        """What the registry records, enough to rebuild the shapes before loading the tensors ("layers" only
+        when not every layer has updates, so older checkpoints read the same)."""
+        spec = {"rank": self.rank, "targets": list(self.targets), "alpha": self.alpha}
+        return spec if self.layers is None else {**spec, "layers": list(self.layers)}
 
 
 class LoraContext:

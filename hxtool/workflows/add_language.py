@@ -141,7 +141,7 @@ def _adapt_encoder(model: HyperX, code: str, stream: MlmStream, config: TrainCon
     for param in model.parameters():
         param.requires_grad_(False)
     torch.manual_seed(config.seed)  # the down-projections' random start
-    lora = model.own_lora(code, adapt.lora.rank, list(adapt.lora.targets), adapt.lora.alpha)
+    lora = model.own_lora(code, adapt.lora.spec())
     params = list(lora.parameters())
     for param in params:
         param.requires_grad_(True)
