@@ -57,14 +57,17 @@ from hxtool.config import (
     TrainConfig,
 )
 from hxtool.data.labelled import LabelledData, read_labelled
+from hxtool.model.lora import DEFAULT_LAYERS, DEFAULT_TARGETS
 from hxtool.training.mixing import recipe_mlm_sources, scale_labelled, with_mlm_languages
 from hxtool.workflows.fewshot import fewshot_steps, sample_indices
 from hxtool.evaluation.metrics import upos_accuracy
 
 SYSTEMS = ("hxtool", "madx", "full_ft")
 # profile fields no baseline reads
-HXTOOL_ONLY = ("tune_modes", "lora_rank", "lora_targets", "lora_lr", "balanced", "pretrain_lr", "embedding_lr",
+HXTOOL_ONLY = ("tune_modes", "lora_rank", "lora_targets", "lora_layers", "lora_lr", "balanced", "pretrain_lr", "embedding_lr",
                "mlm_recipe", "adapt_encoder")
+# What a result file that predates an option ran with (low-rank updates covered every layer before lora_layers).
+BEFORE_OPTION = {"lora_layers": "all"}
 # Extra score rows: hxtool at n=0 with the untrained mean row instead of the learned one; MAD-X at n=0
 # keeping a source language adapter.
 DIAGNOSTICS = ("hxtool_meanrow", "madx_no_swap")
@@ -103,7 +106,8 @@ class Profile:
     # (`auto` reuses lang+head's runs below n = 20; `lang+head+lora` below 20 would add ~15 CPU minutes)
     tune_modes: tuple[str, ...] = ("auto", "lang+head")
     lora_rank: int = 8
-    lora_targets: tuple[str, ...] = ("query", "value")
+    lora_targets: tuple[str, ...] = DEFAULT_TARGETS
+    lora_layers: str = DEFAULT_LAYERS
     lora_lr: float = 1e-3
     # hxtool's pretraining draws S POS and 2A MLM batches in expectation (recipe weights on the POS pairs),
     # the split MAD-X gets; without it the temperature sampler gives POS only about half of S + 2A.
@@ -262,12 +266,12 @@ class Variant:
 
 def parse_variant(spec: str, profile: Profile) -> Variant:
     """`MODE` or `MODE/key=value/...` with keys r (LoRA rank), t (LoRA targets, ':'-separated), l (LoRA
-    layers, e.g. 0-5 or 0:2:4; default every layer), lr (LoRA rate), ep (few-shot epochs), hlr (head rate), st (raw sentences to self-train on, 0: off; default: fewshot's
+    layers: all, lower-half, 0-5 or 0:2:4), lr (LoRA rate), ep (few-shot epochs), hlr (head rate), st (raw sentences to self-train on, 0: off; default: fewshot's
     own, i.e. 1000 for `auto` from 20 shots), keep (the share of them kept), uw (the share of the kept words,
     least sure first, left out of the loss); the profile gives every value not named. Experiments
     compare several recipes after one pretraining this way, e.g. `lang+head+lora/r=4/t=value:ffn_in:ffn_out`."""
     from hxtool.errors import HxError
-    from hxtool.model.lora import check_targets, parse_layers
+    from hxtool.model.lora import check_targets
     from hxtool.workflows.fewshot import TUNE_MODES, LoraOptions
     from hxtool.workflows.self_training import SelfTraining
 
@@ -285,7 +289,7 @@ def parse_variant(spec: str, profile: Profile) -> Variant:
         lora = LoraOptions(rank=int(given.get("r", profile.lora_rank)),
                            targets=tuple(given["t"].split(":")) if "t" in given else tuple(profile.lora_targets),
                            lr=float(given.get("lr", profile.lora_lr)),
-                           layers=parse_layers(given["l"].replace(":", ",")) if "l" in given else None)
+                           layers=given["l"].replace(":", ",") if "l" in given else profile.lora_layers)
         check_targets(lora.targets)
     except HxError as exc:
         raise SystemExit(f"{spec!r}: {exc}") from None
@@ -582,15 +586,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--embedding-lr", type=float,
                         help="hxtool's pretraining rate for the task/language/layer embeddings (default: --pretrain-lr)")
     parser.add_argument("--lora-rank", type=int, help="rank of the lang+head+lora updates")
-    parser.add_argument("--lora-targets", help="their encoder layers (comma-separated, e.g. query,value)")
+    parser.add_argument("--lora-targets", help="their encoder linears (comma-separated, e.g. query,value; default "
+                        "ffn_in,ffn_out)")
+    parser.add_argument("--lora-layers", help="which encoder layers get them (lower-half, the default; all; 0-5)")
     parser.add_argument("--lora-lr", type=float, help="their learning rate")
     parser.add_argument("--base-model", help="override the base encoder (e.g. tiny-random:xlm-roberta for a smoke run)")
     parser.add_argument("--output", type=Path, help="JSON file (default benchmarks/results/fewshot_curves[_quick].json)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda: where every system trains and tags")
     parser.add_argument("--report", nargs="+", metavar="JSON",
                         help="run nothing: merge these result files (e.g. one per --systems run) and print the "
-                             "tables; JSON:system,... takes only those systems of a file, JSON@target,... only those targets "
-                             "(e.g. a.json:hxtool,hxtool_meanrow@mt)")
+                             "tables; JSON:system,... takes only those systems of a file (system>name renames one), "
+                             "JSON@target,... only those targets, JSON#n,... only those shots "
+                             "(e.g. a.json:hxtool,hxtool_meanrow@mt#0,5)")
     args = parser.parse_args(argv)
     if args.report:
         return report(args.report, args.output)
@@ -605,7 +612,8 @@ def main(argv: list[str] | None = None) -> int:
                  "lora_rank": args.lora_rank, "lora_lr": args.lora_lr, "balanced": args.balanced,
                  "pretrain_lr": args.pretrain_lr, "embedding_lr": args.embedding_lr, "mlm_recipe": args.mlm_recipe,
                  "adapt_encoder": args.adapt_encoder,
-                 "lora_targets": tuple(args.lora_targets.split(",")) if args.lora_targets else None}
+                 "lora_targets": tuple(args.lora_targets.split(",")) if args.lora_targets else None,
+                 "lora_layers": args.lora_layers}
     profile = dataclasses.replace(profile, **{k: v for k, v in overrides.items() if v is not None})
     systems = [s for s in args.systems.split(",") if s]
     for spec in profile.tune_modes:
@@ -662,23 +670,33 @@ def plot(path: Path) -> None:
 
 
 def read_run(spec: Path | str) -> dict[str, Any]:
-    """A result file, `FILE:system,...` for only those systems' scores, stages and costs, and/or `FILE@target,...`
-    (e.g. `FILE:hxtool,hxtool_meanrow@mt`) for only those targets' scores and stages."""
+    """A result file, `FILE:system,...` for only those systems' scores, stages and costs (`system>name` also renames
+    it, e.g. a variant run once its recipe became the default), `FILE@target,...` for only those targets' scores and
+    stages, and/or `FILE#n,...` for only those numbers of shots' scores (e.g. `FILE:hxtool,hxtool_meanrow@mt#0,5`)."""
     spec = str(spec)
+    spec, _, shots = spec.rpartition("#") if "#" in Path(spec).name else (spec, "", "")
     spec, at, targets = spec.rpartition("@") if "@" in Path(spec).name else (spec, "", "")
     path, _, wanted = spec.partition(":")
     run = json.loads(Path(path).read_text())
     if wanted:
-        keep = set(wanted.split(","))
-        missing = keep - {row["system"] for row in run["scores"]}
+        names = dict((part.partition(">")[0], part.partition(">")[2] or part.partition(">")[0])
+                     for part in wanted.split(","))
+        missing = set(names) - {row["system"] for row in run["scores"]}
         if missing:
             raise SystemExit(f"{path} has no scores of {', '.join(sorted(missing))}")
-        run["scores"] = [row for row in run["scores"] if row["system"] in keep]
+        run["scores"] = [row for row in run["scores"] if row["system"] in names]
         for row in run["scores"]:  # a copy of a run whose system is left out stands for that run itself
-            if row.get("same_run_as") not in keep:
+            if row.get("same_run_as") not in names:
                 row.pop("same_run_as", None)
-        run["stages"] = [row for row in run["stages"] if row["system"] in keep]
-        run["cost"] = {k: v for k, v in run["cost"].items() if k in keep}
+        run["stages"] = [row for row in run["stages"] if row["system"] in names]
+        run["cost"] = {names[k]: v for k, v in run["cost"].items() if k in names}
+        for row in run["scores"] + run["stages"]:
+            row["system"] = names[row["system"]]
+            if "same_run_as" in row:
+                row["same_run_as"] = names[row["same_run_as"]]
+        renamed = {old: new for old, new in names.items() if old != new}
+        if renamed:
+            run["meta"]["renamed"] = renamed
         run["meta"]["seconds"] = {}  # a file's wall time is not any one of its systems'
     if at:
         chosen = targets.split(",")
@@ -691,6 +709,17 @@ def read_run(spec: Path | str) -> dict[str, Any]:
         # Stages name their target as their second word ("add-language ug", "fewshot ug n=20 seed=1").
         run["stages"] = [row for row in run["stages"] if not set(row["stage"].split()[1:2]) & left_out]
         run["meta"]["seconds"] = {}
+    if shots:
+        chosen_n = {int(n) for n in shots.split(",")}
+        missing_n = chosen_n - set(run["profile"]["shots"]) - {0}
+        if missing_n:
+            raise SystemExit(f"{path} has no runs at n = {', '.join(map(str, sorted(missing_n)))}")
+        run["profile"]["shots"] = [n for n in run["profile"]["shots"] if n in chosen_n]
+        run["scores"] = [row for row in run["scores"] if row["n"] in chosen_n]
+        # Few-shot stages name their n ("fewshot ug n=20 seed=1"); the others (pretraining, add-language) stay.
+        run["stages"] = [row for row in run["stages"]
+                         if not any(w.startswith("n=") and int(w[2:]) not in chosen_n for w in row["stage"].split())]
+        run["meta"]["seconds"] = {}
     return run
 
 
@@ -700,17 +729,19 @@ def report(paths: list[Path], output: Path | None) -> int:
     only those targets (e.g. a re-run of some targets replaces an older run's)."""
     runs = [read_run(path) for path in paths]
     # The few-shot tuning options touch hxtool alone: a baseline's file may predate them or differ in them.
-    # Targets are independent of each other (add-language starts each from the pretrained rows' mean), so
-    # files of different targets merge; a (system, target, n, seed) twice is refused below.
-    shared = lambda profile: {k: v for k, v in profile.items() if k not in HXTOOL_ONLY and k != "targets"}
+    # Targets are independent of each other (add-language starts each from the pretrained rows' mean), and so
+    # are the runs at each n (each starts from the same snapshot), so files of different targets or shots
+    # merge; a (system, target, n, seed) twice is refused below.
+    shared = lambda profile: {k: v for k, v in profile.items() if k not in (*HXTOOL_ONLY, "targets", "shots")}
     profiles = {json.dumps(shared(r["profile"]), sort_keys=True) for r in runs}
     if len(profiles) > 1:
         raise SystemExit("these result files come from different profiles; merging them would mix setups")
     hxtool_runs = [r for r in runs if any(row["system"].startswith("hxtool") for row in r["scores"])]
     # Each tuning mode is its own system, so hxtool files may differ in which modes they ran, not in the rest.
-    # (a file older than an option ran with that option's default)
+    # (a file older than an option ran with that option's default then: BEFORE_OPTION, else today's)
     defaults = {f.name: f.default for f in dataclasses.fields(Profile)}
-    options = lambda profile: {k: profile.get(k, defaults[k]) for k in HXTOOL_ONLY if k != "tune_modes"}
+    options = lambda profile: {k: profile.get(k, BEFORE_OPTION.get(k, defaults[k])) for k in HXTOOL_ONLY
+                               if k != "tune_modes"}
     if len({json.dumps(options(r["profile"]), sort_keys=True) for r in hxtool_runs}) > 1:
         raise SystemExit("these hxtool result files come from different tuning options; merging them would mix setups")
     cells = [(row["system"], row["target"], row["n"], row["seed"]) for r in runs for row in r["scores"]]
@@ -720,7 +751,8 @@ def report(paths: list[Path], output: Path | None) -> int:
         raise SystemExit(f"more than one file scores {', '.join(twice)}: pick systems with FILE:system,...")
     first = (hxtool_runs or runs)[0]
     targets = list(dict.fromkeys(t for r in runs for t in r["profile"]["targets"]))
-    merged = Run(profile={**first["profile"], "targets": targets}, meta={**first["meta"], "merged_from": [str(p) for p in paths],
+    shots = sorted({n for r in runs for n in r["profile"]["shots"]})
+    merged = Run(profile={**first["profile"], "targets": targets, "shots": shots}, meta={**first["meta"], "merged_from": [str(p) for p in paths],
                                                  "seconds": {}})
     for r in runs:
         merged.scores += r["scores"]
@@ -728,6 +760,7 @@ def report(paths: list[Path], output: Path | None) -> int:
         merged.cost.update(r["cost"])
         merged.meta["seconds"].update({k: v for k, v in r["meta"].get("seconds", {}).items() if k != "total"})
     merged.meta["seconds"]["total"] = round(sum(merged.meta["seconds"].values()), 1)
+    merged.meta["renamed"] = {old: new for r in runs for old, new in r["meta"].get("renamed", {}).items()}
     print_tables(merged)
     if output:
         Recorder(merged, output).save()

@@ -133,7 +133,7 @@ def test_mean_row_scoring_puts_the_learned_row_back(curves, checkpoint):
 def test_the_mean_row_leaves_out_the_target_s_own_encoder_updates(curves, checkpoint):
     import torch
 
-    from hxtool.model.lora import LoraOptions
+    from hxtool.model.lora import LoraOptions, layer_count
     from hxtool.store.session import load_model
     from hxtool.tagging import predict_tags
 
@@ -141,7 +141,7 @@ def test_the_mean_row_leaves_out_the_target_s_own_encoder_updates(curves, checkp
     words = [["the", "dog", "runs"], ["a", "cat"]]
     bare = curves.mean_row_predictions(model, "tr", ("en",), words)
     without = predict_tags(model, "pos", "tr", words)
-    lora = model.own_lora("tr", LoraOptions(rank=2).spec())
+    lora = model.own_lora("tr", LoraOptions(rank=2).spec(layer_count(model.encoder, model.backbone.model_type)))
     with torch.no_grad():
         for update in lora.updates.values():
             update.B.normal_(0, 5.0)  # updates large enough to change tr's tags
@@ -175,7 +175,7 @@ def test_auto_is_scored_from_the_runs_of_the_modes_it_picks(curves, tmp_path):
         assert curves.main(["--quick", "--systems", "hxtool", "--data-dir", str(data), "--base-model",
                             "tiny-random:xlm-roberta", "--source-steps", "4", "--lang-steps", "2", "--epochs", "1",
                             "--shots", "0,5,20", "--eval-limit", "8", "--output", str(out), "--tune-modes",
-                            "auto,lang+head,lang+head+lora,auto/st=0,lang+head+lora/r=2/t=value:ffn_norm,"
+                            "auto,lang+head,lang+head+lora,auto/st=0,lang+head+lora/r=2/t=value:ffn_norm/l=1,"
                             "auto/keep=1/uw=0.5"]) == 0
     finally:
         torch.set_num_threads(threads)
@@ -187,7 +187,7 @@ def test_auto_is_scored_from_the_runs_of_the_modes_it_picks(curves, tmp_path):
     assert rows[("hxtool_auto/keep=1/uw=0.5", 5)]["same_run_as"] == "hxtool"  # no second round below 20
     for n in (5, 20):
         assert "same_run_as" not in rows[("hxtool", n)]
-        assert "same_run_as" not in rows[("hxtool_lang_head_lora/r=2/t=value:ffn_norm", n)]
+        assert "same_run_as" not in rows[("hxtool_lang_head_lora/r=2/t=value:ffn_norm/l=1", n)]
     for system in ("hxtool_lang_head", "hxtool_lang_head_lora"):  # auto self-trains at 20: a run of its own
         assert "same_run_as" not in rows[(system, 20)]
     assert "same_run_as" not in rows[("hxtool_lang_head_lora", 5)]
@@ -201,14 +201,18 @@ def test_auto_is_scored_from_the_runs_of_the_modes_it_picks(curves, tmp_path):
     assert self_trained["hxtool"]["kept"] > 0 and "unsure_words" not in self_trained["hxtool"]
     words = self_trained["hxtool_auto/keep=1/uw=0.5"]
     assert words["unsure_words"] == 0.5 and words["kept"] > self_trained["hxtool"]["kept"]
-    # The variant's own options reached fewshot: row + head, rank-2 value updates and ffn_norm shifts.
+    # The variant's own options reached fewshot: row + head, rank-2 value updates and ffn_norm shifts in layer 1
+    # alone; the default: rank-8 updates of both feed-forward linears in the lower half (layer 0 of 2).
     from hxtool.model.backbone import load_backbone
 
     backbone = load_backbone("tiny-random:xlm-roberta")
-    hidden, layers = backbone.hidden_size, backbone.num_layers
+    hidden, inner = backbone.hidden_size, backbone.encoder.config.intermediate_size
+    assert backbone.num_layers == 2
     trainable = {s["system"]: s["trainable"] for s in stages}
-    variant = trainable["hxtool_lang_head_lora/r=2/t=value:ffn_norm"]
-    assert variant == trainable["hxtool_lang_head"] + layers * (2 * (hidden + hidden) + 2 * hidden)
+    variant = trainable["hxtool_lang_head_lora/r=2/t=value:ffn_norm/l=1"]
+    assert variant == trainable["hxtool_lang_head"] + 2 * (hidden + hidden) + 2 * hidden
+    default = [s["trainable"] for s in stages if s["system"] == "hxtool" and " n=20 " in s["stage"]]
+    assert default == [trainable["hxtool_lang_head"] + 8 * 2 * (hidden + inner)]
     assert run["cost"]["hxtool"]["bytes_tuned"] > run["cost"]["hxtool_lang_head"]["bytes_tuned"]
 
 
@@ -312,3 +316,29 @@ def test_report_merges_runs_of_different_targets_and_takes_chosen_targets(curves
     other = dataclasses.replace(curves.PROFILES["quick"], lang_steps=99, targets=("mt",))
     with pytest.raises(SystemExit, match="different profiles"):  # other targets, but other steps too
         curves.report([new, write_run(curves, tmp_path / "o.json", "madx", [(0, 0, 1.0)], 1.0, profile=other)], None)
+
+
+def test_report_renames_a_variant_and_takes_chosen_shots(curves, tmp_path):
+    """A variant run whose recipe became the default joins an earlier run's cells under the default's name:
+    FILE:variant>hxtool#20 renames it and keeps n = 20 only; the earlier file keeps the other n."""
+    variant = "hxtool_auto/r=8/t=ffn_in:ffn_out/l=0-5"
+    new = json.loads(write_run(curves, tmp_path / "new.json", variant, [(0, 0, 70.0), (20, 1, 84.0)], 1.0).read_text())
+    new["stages"].append({**new["stages"][0], "stage": "pretrain-mlm"})
+    (tmp_path / "new.json").write_text(json.dumps(new))
+    five = dataclasses.replace(curves.PROFILES["quick"], shots=(0, 5, 20))
+    old = write_run(curves, tmp_path / "old.json", "hxtool", [(0, 0, 70.0), (5, 1, 77.0), (20, 1, 82.0)], 9.0,
+                    profile=five)
+    with pytest.raises(SystemExit, match="more than one file scores hxtool"):  # n = 20 from both
+        curves.report([old, f"{tmp_path / 'new.json'}:{variant}>hxtool#20"], None)
+    with pytest.raises(SystemExit, match="no runs at n = 50"):
+        curves.report([f"{tmp_path / 'new.json'}#20,50"], None)
+    merged_path = tmp_path / "merged.json"
+    assert curves.report([f"{old}#0,5", f"{tmp_path / 'new.json'}:{variant}>hxtool#20"], merged_path) == 0
+    merged = json.loads(merged_path.read_text())
+    assert sorted((r["system"], r["n"], r["upos"]) for r in merged["scores"]) == \
+        [("hxtool", 0, 70.0), ("hxtool", 5, 77.0), ("hxtool", 20, 84.0)]
+    # the old file's n = 20 stage goes with its score; the new file's pretraining stays, renamed
+    assert sorted((r["system"], r["stage"]) for r in merged["stages"]) == \
+        [("hxtool", "fewshot ug n=20 seed=1"), ("hxtool", "pretrain-mlm")]
+    assert merged["stages"][0]["seconds"] == 5.0 and set(merged["cost"]) == {"hxtool"}
+    assert merged["meta"]["renamed"] == {variant: "hxtool"} and merged["profile"]["shots"] == [0, 5, 20]

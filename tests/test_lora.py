@@ -29,7 +29,7 @@ def test_a_fresh_low_rank_update_changes_nothing(checkpoint: Path) -> None:
     model, _ = load_model(checkpoint)
     before = predict_tags(model, "pos", "tr", words("tr"))
     states = model.encode(*_ids(model), model.adapters("pos", "tr"))
-    model.own_lora("tr", LoraOptions(rank=4, targets=("query", "value", "ffn_out", "attn_norm", "ffn_norm"), alpha=8.0).spec())
+    model.own_lora("tr", {"rank": 4, "targets": ["query", "value", "ffn_out", "attn_norm", "ffn_norm"], "alpha": 8.0})
     with model.language_updates("tr"):
         assert torch.equal(model.encode(*_ids(model), model.adapters("pos", "tr")), states)
     assert predict_tags(model, "pos", "tr", words("tr")) == before
@@ -46,7 +46,7 @@ def test_lora_fewshot_changes_only_the_tuned_language(checkpoint: Path) -> None:
     dev = read_labelled("pos", TINY_DATA / "tr-pos-dev.conllu")
     en_before = predict_tags(model, "pos", "en", words("en"))
     state_before = {k: v.clone() for k, v in model.learned_state_dict().items()}
-    options = LoraOptions(rank=2, targets=("query", "value", "ffn_out", "ffn_norm"), lr=5e-2)
+    options = LoraOptions(rank=2, targets=("query", "value", "ffn_out", "ffn_norm"), lr=5e-2, layers="1")
     fewshot(model, meta, checkpoint, "pos", "tr", train, dev, 8, fewshot_config(), tune="lang+head+lora",
             quiet=True, lora=options)
     tr_after = predict_tags(model, "pos", "tr", words("tr"))
@@ -55,16 +55,15 @@ def test_lora_fewshot_changes_only_the_tuned_language(checkpoint: Path) -> None:
     changed = [k for k in state_before if not torch.equal(state_before[k], state_after[k])]
     assert changed == ["hypernet.embeddings.language.weight"]
     added = sorted(set(state_after) - set(state_before))
-    layers = reloaded.backbone.num_layers
+    assert reloaded.backbone.num_layers == 2  # layer 0 gets no updates: --lora-layers 1
     assert added == sorted(["heads.pos@tr.linear.bias", "heads.pos@tr.linear.weight"]
-                           + [f"lora.tr.updates.{i}_{t}.{m}" for i in range(layers)
-                              for t in ("query", "value", "ffn_out") for m in "AB"]
-                           + [f"lora.tr.updates.{i}_ffn_norm.{m}" for i in range(layers) for m in ("dw", "db")])
+                           + [f"lora.tr.updates.1_{t}.{m}" for t in ("query", "value", "ffn_out") for m in "AB"]
+                           + [f"lora.tr.updates.1_ffn_norm.{m}" for m in ("dw", "db")])
     # The updates learned something (B and the norm shifts left zero) and travel with the checkpoint.
     assert any(state_after[k].abs().sum() > 0 for k in added if k.endswith(".B"))
     assert any(state_after[k].abs().sum() > 0 for k in added if k.endswith((".dw", ".db")))
     assert reloaded.registry.language("tr").lora == {"rank": 2, "targets": ["query", "value", "ffn_out", "ffn_norm"],
-                                                     "alpha": 16.0}
+                                                     "alpha": 16.0, "layers": [1]}
     assert predict_tags(reloaded, "pos", "tr", words("tr")) == tr_after
     assert predict_tags(reloaded, "pos", "en", words("en")) == en_before
 
@@ -72,7 +71,10 @@ def test_lora_fewshot_changes_only_the_tuned_language(checkpoint: Path) -> None:
 def test_lora_options_are_checked(checkpoint: Path) -> None:
     model, meta = load_model(checkpoint)
     train = read_labelled("pos", TINY_DATA / "tr-pos-train.conllu")
-    for options, message in ((LoraOptions(rank=0), "--lora-rank"), (LoraOptions(targets=("nope",)), "LoRA targets")):
+    for options, message in ((LoraOptions(rank=0), "--lora-rank"), (LoraOptions(targets=("nope",)), "LoRA targets"),
+                             (LoraOptions(layers="1-5"), r"some of 0-1 \(this encoder has 2 layers\), got 1,2,3,4,5"),
+                             (LoraOptions(layers="lower"), "all, lower-half, or numbers"),
+                             (LoraOptions(layers="3-1"), "not a range")):
         with pytest.raises(HxError, match=message):
             fewshot(model, meta, checkpoint, "pos", "tr", train, None, 4, fewshot_config(2), tune="lang+head+lora",
                     quiet=True, lora=options)
@@ -118,8 +120,10 @@ def test_a_tuned_language_adds_under_a_megabyte_at_e5_size() -> None:
 
     encoder = BertModel(BertConfig(vocab_size=16, hidden_size=384, num_hidden_layers=12, num_attention_heads=12,
                                    intermediate_size=1536))
-    options = LoraOptions()
-    lora = LanguageLoRA(encoder, "bert", options.rank, list(options.targets), options.alpha)
+    lora = LanguageLoRA.from_spec(encoder, "bert", LoraOptions().spec(12))
+    # rank 8 on both feed-forward linears (384 <-> 1536) of the lower six layers
+    assert sorted(lora.updates) == sorted(f"{i}_{t}" for i in range(6) for t in ("ffn_in", "ffn_out"))
+    assert sum(p.numel() for p in lora.parameters()) == 6 * 2 * 8 * (384 + 1536)
     numbers = sum(p.numel() for p in lora.parameters()) + 64 + (384 + 1) * 17  # + row + a 17-label head
     assert numbers * 4 <= 1_000_000, numbers
 
@@ -182,6 +186,22 @@ def test_a_language_keeps_its_low_rank_options_until_it_is_added_anew(checkpoint
     with pytest.raises(HxError, match="already has its own low-rank updates"):
         fewshot(model, meta, checkpoint, "pos", "tr", train, None, 4, fewshot_config(2), tune="lang+head+lora",
                 quiet=True, lora=LoraOptions(rank=4, targets=("query",)))
+    with pytest.raises(HxError, match=r"rank 2 on query in layers 0\); tune them again"):  # other layers
+        fewshot(model, meta, checkpoint, "pos", "tr", train, None, 4, fewshot_config(2), tune="lang+head+lora",
+                quiet=True, lora=LoraOptions(rank=2, targets=("query",), layers="all"))
     with pytest.raises(HxError, match="LoRA targets"):  # auto checks them even where n picks no updates
         fewshot(model, meta, checkpoint, "pos", "tr", train, None, 4, fewshot_config(2), tune="auto",
                 quiet=True, lora=LoraOptions(targets=("nope",)))
+
+
+def test_the_command_line_defaults_are_the_library_s() -> None:
+    """`hxtool fewshot` spells its LoRA defaults out (no torch import for --help): they must be LoraOptions'."""
+    import inspect
+
+    from hxtool import cli
+
+    params = inspect.signature(cli.fewshot).parameters
+    options = LoraOptions()
+    assert params["lora_targets"].default.default == ",".join(options.targets)
+    assert params["lora_layers"].default.default == options.layers
+    assert params["lora_rank"].default.default == options.rank and params["lora_lr"].default.default == options.lr

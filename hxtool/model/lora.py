@@ -37,7 +37,8 @@ LORA_MODULES: dict[str, dict[str, str]] = {
 }
 NORM_TARGETS = ("attn_norm", "ffn_norm")
 LAYERS_PATH = {"distilbert": "transformer.layer"}  # others: encoder.layer
-DEFAULT_TARGETS = ("query", "value")
+DEFAULT_TARGETS = ("ffn_in", "ffn_out")
+DEFAULT_LAYERS = "lower-half"
 DEFAULT_RANK = 8
 
 
@@ -50,35 +51,48 @@ class LoraOptions:
     targets: tuple[str, ...] = DEFAULT_TARGETS
     alpha: float = 16.0
     lr: float = 1e-3
-    layers: tuple[int, ...] | None = None  # encoder layers that get updates (0: nearest the input); None: all
+    # Which encoder layers get updates: "lower-half" (layers 0 .. L/2 - 1; 0 is nearest the input), "all", or
+    # numbers and ranges such as "0-5" or "0,2,4". Lower layers: full fine-tuning's few-shot gain comes from
+    # tuning them (its top half alone loses ~2 UPOS at n = 50), see BENCHMARKS.md.
+    layers: str = DEFAULT_LAYERS
 
     def record(self) -> dict:
-        """As JSON gives it back (lists, not tuples): resume compares saved signatures with this."""
-        return {**dataclasses.asdict(self), "targets": list(self.targets),
-                "layers": None if self.layers is None else list(self.layers)}
+        """As JSON gives it back (targets a list): resume compares saved signatures with this."""
+        return {**dataclasses.asdict(self), "targets": list(self.targets)}
 
-    def spec(self) -> dict:
-        """The shape the registry records (see LanguageLoRA.spec)."""
+    def layer_indices(self, count: int) -> tuple[int, ...] | None:
+        """`layers` for an encoder of `count` layers: their indices, or None for every layer."""
+        return resolve_layers(self.layers, count)
+
+    def spec(self, count: int) -> dict:
+        """The shape the registry records for an encoder of `count` layers (see LanguageLoRA.spec)."""
+        layers = self.layer_indices(count)
         spec = {"rank": self.rank, "targets": list(self.targets), "alpha": self.alpha}
-        return spec if self.layers is None else {**spec, "layers": list(self.layers)}
+        return spec if layers is None else {**spec, "layers": list(layers)}
 
 
-def parse_layers(text: str | None) -> tuple[int, ...] | None:
-    """`--lora-layers`: "0-5", "0,2,4" or "0-3,10" (layer 0 is nearest the input); empty or "all": None."""
+def resolve_layers(text: str, count: int) -> tuple[int, ...] | None:
+    """`--lora-layers` for an encoder of `count` layers: "all" -> None (every layer), "lower-half" -> 0 .. count/2 - 1
+    (layer 0 at least), else numbers and ranges such as "0-5", "0,2,4" or "0-3,10", checked against `count`."""
     from hxtool.errors import HxError
 
-    if text is None or text.strip() in ("", "all"):
+    text = text.strip()
+    if text == "all":
         return None
+    if text == "lower-half":
+        return tuple(range(max(1, count // 2)))
     layers: set[int] = set()
     for part in text.split(","):
         first, _, last = part.strip().partition("-")
         try:
             lo, hi = int(first), int(last or first)
         except ValueError:
-            raise HxError(f"LoRA layers are numbers or ranges like 0-5, comma-separated; got {text!r}") from None
+            raise HxError("LoRA layers are all, lower-half, or numbers and ranges such as 0-5, comma-separated; "
+                          f"got {text!r}") from None
         if lo < 0 or hi < lo:
             raise HxError(f"LoRA layers: {part.strip()!r} is not a range of layers from 0 up")
         layers.update(range(lo, hi + 1))
+    check_layers(tuple(layers), count)
     return tuple(sorted(layers))
 
 

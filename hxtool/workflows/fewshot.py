@@ -26,7 +26,7 @@ from hxtool.data.sources import TaggingStream
 from hxtool.errors import HxError
 from hxtool.evaluation.metrics import Score
 from hxtool.model.hyperx import HyperX
-from hxtool.model.lora import LoraOptions, check_layers, check_targets, layer_count
+from hxtool.model.lora import LoraOptions, check_targets, layer_count
 from hxtool.store.session import save_model
 from hxtool.tagging import predict_tags, score_tags
 from hxtool.training.loop import Resumable, param_groups, train
@@ -106,7 +106,7 @@ def fewshot(model: HyperX, meta: CheckpointMeta, checkpoint: Path, task: str, la
     lora = lora or LoraOptions()
     if tune in ("lang+head+lora", "auto"):  # auto at n < 20 uses none, but a typo should not wait for n = 20
         check_targets(lora.targets)
-        check_layers(lora.layers, layer_count(model.encoder, model.backbone.model_type))
+        lora.layer_indices(layer_count(model.encoder, model.backbone.model_type))  # refuses layers it lacks
         if lora.rank < 1:
             raise HxError(f"--lora-rank must be at least 1, got {lora.rank}")
     asked = self_training is not None
@@ -132,10 +132,10 @@ def fewshot(model: HyperX, meta: CheckpointMeta, checkpoint: Path, task: str, la
         raise HxError("--eval is the same file as --train: few-shot never trains on the evaluation file")
     if tune == "lang+head+lora" and lang in model.lora:
         existing = model.lora[lang].spec()
-        if existing != lora.spec():
-            where = f" in layers {','.join(map(str, existing['layers']))}" if "layers" in existing else ""
+        if existing != lora.spec(layer_count(model.encoder, model.backbone.model_type)):
+            where = f"layers {','.join(map(str, existing['layers']))}" if "layers" in existing else "every layer"
             raise HxError(f"{lang} already has its own low-rank updates (rank {existing['rank']} on "
-                          f"{','.join(existing['targets'])}{where}); tune them again with those "
+                          f"{','.join(existing['targets'])} in {where}); tune them again with those "
                           "--lora-rank/--lora-targets/--lora-layers, "
                           f"or start the language over with add-language --overwrite")
     indices = sample_indices(len(train_data), n, config.seed)
@@ -173,7 +173,7 @@ def fewshot(model: HyperX, meta: CheckpointMeta, checkpoint: Path, task: str, la
         lora_params: list = []
         if tune == "lang+head+lora":
             torch.manual_seed(config.seed)  # the down-projections' random start
-            lora_params = list(model.own_lora(lang, lora.spec()).parameters())
+            lora_params = list(model.own_lora(lang, lora.spec(layer_count(model.encoder, model.backbone.model_type))).parameters())
             params += lora_params
         for param in params:
             param.requires_grad_(True)
