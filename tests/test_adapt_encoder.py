@@ -81,8 +81,10 @@ def _tagger_drift(model, lang: str) -> float:
 
 
 def test_the_anchor_keeps_what_the_tagger_reads(checkpoint: Path, tmp_path: Path) -> None:
-    free, _ = adapted(checkpoint, tmp_path / "free", anchor=0.0, steps=12, lr=1e-1)
-    anchored, _ = adapted(checkpoint, tmp_path / "anchored", anchor=50.0, steps=12, lr=1e-1)
+    # (at 1e-1 the feed-forward updates of the default shape blow past any anchor on this tiny model: free
+    # and anchored drift alike; at 1e-2 plain MLM still moves the tagger, the anchor holds it)
+    free, _ = adapted(checkpoint, tmp_path / "free", anchor=0.0, steps=12, lr=1e-2)
+    anchored, _ = adapted(checkpoint, tmp_path / "anchored", anchor=50.0, steps=12, lr=1e-2)
     assert 0 < _tagger_drift(anchored, "fo") < 0.5 * _tagger_drift(free, "fo")
 
 

@@ -169,5 +169,6 @@ def test_low_rank_updates_and_own_labels_travel_with_the_language(pretrained: Pa
     other = Path(shutil.copytree(pretrained, tmp_path / "importer"))
     cli("import-language", file, "-c", other)
     reloaded, _ = load_model(other)
-    assert reloaded.registry.language("fo").lora == {"rank": 2, "targets": ["query", "ffn_out"], "alpha": 16.0}
+    assert reloaded.registry.language("fo").lora == {"rank": 2, "targets": ["query", "ffn_out"], "alpha": 16.0,
+                                                     "layers": [0]}  # --lora-layers lower-half of 2
     assert tag(other) == tag(ck)

@@ -6,8 +6,8 @@ gain and bias (2 x hidden numbers a norm): full fine-tuning moves those too, and
 Generated adapters only add a bottleneck after each feed-forward block; full fine-tuning wins at 20+
 labelled sentences because it changes the encoder itself. A language's `LanguageLoRA` adds
 ``scale * (x @ A) @ B`` to the output of chosen linear layers (attention projections, feed-forward) in
-every layer or in chosen layers (`layers`), for that language only: the hooks read the active set from a `LoraContext`, so every other
-language runs the unchanged encoder. `B` starts at zero, so a fresh set changes nothing.
+every layer or in chosen ones (`layers`), for that language only: the hooks read the active set from a
+`LoraContext`, so every other language runs the unchanged encoder. `B` starts at zero, so a fresh set changes nothing.
 
 No model code is copied: forward hooks on the encoder's own `nn.Linear` modules, registered before the
 adapter hooks (`prepend=True`) so a generated adapter sees the updated feed-forward output.
@@ -106,8 +106,12 @@ def check_targets(targets: list[str] | tuple[str, ...]) -> list[str]:
     return list(targets)
 
 
+def encoder_layers(encoder: nn.Module, model_type: str) -> nn.ModuleList:
+    return encoder.get_submodule(LAYERS_PATH.get(model_type, "encoder.layer"))
+
+
 def layer_count(encoder: nn.Module, model_type: str) -> int:
-    return len(encoder.get_submodule(LAYERS_PATH.get(model_type, "encoder.layer")))
+    return len(encoder_layers(encoder, model_type))
 
 
 def check_layers(layers: list[int] | tuple[int, ...] | None, count: int) -> None:
@@ -121,8 +125,7 @@ def check_layers(layers: list[int] | tuple[int, ...] | None, count: int) -> None
 
 def target_linears(encoder: nn.Module, model_type: str, target: str) -> list[nn.Module]:
     """The `target` module of every layer (a Linear, or a LayerNorm for the norm targets), in layer order."""
-    layers = encoder.get_submodule(LAYERS_PATH.get(model_type, "encoder.layer"))
-    return [layer.get_submodule(LORA_MODULES[model_type][target]) for layer in layers]
+    return [layer.get_submodule(LORA_MODULES[model_type][target]) for layer in encoder_layers(encoder, model_type)]
 
 
 class LowRankUpdate(nn.Module):

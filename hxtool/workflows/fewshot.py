@@ -104,9 +104,10 @@ def fewshot(model: HyperX, meta: CheckpointMeta, checkpoint: Path, task: str, la
     if tune not in TUNE_MODES:
         raise HxError(f"--tune must be one of {', '.join(TUNE_MODES)}, got {tune!r}")
     lora = lora or LoraOptions()
+    lora_spec: dict = {}
     if tune in ("lang+head+lora", "auto"):  # auto at n < 20 uses none, but a typo should not wait for n = 20
         check_targets(lora.targets)
-        lora.layer_indices(layer_count(model.encoder, model.backbone.model_type))  # refuses layers it lacks
+        lora_spec = lora.spec(layer_count(model.encoder, model.backbone.model_type))  # refuses layers it lacks
         if lora.rank < 1:
             raise HxError(f"--lora-rank must be at least 1, got {lora.rank}")
     asked = self_training is not None
@@ -132,7 +133,7 @@ def fewshot(model: HyperX, meta: CheckpointMeta, checkpoint: Path, task: str, la
         raise HxError("--eval is the same file as --train: few-shot never trains on the evaluation file")
     if tune == "lang+head+lora" and lang in model.lora:
         existing = model.lora[lang].spec()
-        if existing != lora.spec(layer_count(model.encoder, model.backbone.model_type)):
+        if existing != lora_spec:
             where = f"layers {','.join(map(str, existing['layers']))}" if "layers" in existing else "every layer"
             raise HxError(f"{lang} already has its own low-rank updates (rank {existing['rank']} on "
                           f"{','.join(existing['targets'])} in {where}); tune them again with those "
@@ -173,7 +174,7 @@ def fewshot(model: HyperX, meta: CheckpointMeta, checkpoint: Path, task: str, la
         lora_params: list = []
         if tune == "lang+head+lora":
             torch.manual_seed(config.seed)  # the down-projections' random start
-            lora_params = list(model.own_lora(lang, lora.spec(layer_count(model.encoder, model.backbone.model_type))).parameters())
+            lora_params = list(model.own_lora(lang, lora_spec).parameters())
             params += lora_params
         for param in params:
             param.requires_grad_(True)
