@@ -160,15 +160,17 @@ def test_low_rank_updates_and_own_labels_travel_with_the_language(pretrained: Pa
     lines[first_word] = "\t".join(cols)
     train.write_text("".join(lines), encoding="utf-8")
     cli("fewshot", "--task", "pos", "--lang", "fo", "--n", "30", "--train", train, "--epochs", "2",
-        "--tune", "lang+head+lora", "--lora-rank", "2", "--lora-targets", "query,ffn_out", "--quiet", "-c", ck)
+        "--tune", "lang+head+lora", "--lora-rank", "2", "--lora-targets", "query,ffn_out", "--lora-layers", "1",
+        "--quiet", "-c", ck)
     file = tmp_path / "fo.safetensors"
     cli("export-language", "--lang", "fo", "--output", file, "-c", ck)
     header, tensors = read_language_file(file)
     assert any(k.startswith("lora.updates.") for k in tensors)
+    assert all(k.startswith("lora.updates.1_") for k in tensors if k.startswith("lora."))  # layer 1 alone
     assert tensors["heads.pos.linear.weight"].shape[0] == 18  # 17 UPOS + CLF
     other = Path(shutil.copytree(pretrained, tmp_path / "importer"))
     cli("import-language", file, "-c", other)
     reloaded, _ = load_model(other)
     assert reloaded.registry.language("fo").lora == {"rank": 2, "targets": ["query", "ffn_out"], "alpha": 16.0,
-                                                     "layers": [0]}  # --lora-layers lower-half of 2
+                                                     "layers": [1]}
     assert tag(other) == tag(ck)
