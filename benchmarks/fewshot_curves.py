@@ -64,8 +64,8 @@ from hxtool.evaluation.metrics import upos_accuracy
 
 SYSTEMS = ("hxtool", "madx", "full_ft")
 # profile fields no baseline reads
-HXTOOL_ONLY = ("tune_modes", "lora_rank", "lora_targets", "lora_layers", "lora_lr", "balanced", "pretrain_lr", "embedding_lr",
-               "mlm_recipe", "adapt_encoder")
+HXTOOL_ONLY = ("tune_modes", "lora_rank", "lora_targets", "lora_layers", "lora_lr", "balanced", "pretrain_lr",
+               "embedding_lr", "mlm_recipe", "adapt_encoder")
 # What a result file that predates an option ran with (low-rank updates covered every layer before lora_layers).
 BEFORE_OPTION = {"lora_layers": "all"}
 # Extra score rows: hxtool at n=0 with the untrained mean row instead of the learned one; MAD-X at n=0
@@ -266,10 +266,11 @@ class Variant:
 
 def parse_variant(spec: str, profile: Profile) -> Variant:
     """`MODE` or `MODE/key=value/...` with keys r (LoRA rank), t (LoRA targets, ':'-separated), l (LoRA
-    layers: all, lower-half, 0-5 or 0:2:4), lr (LoRA rate), ep (few-shot epochs), hlr (head rate), st (raw sentences to self-train on, 0: off; default: fewshot's
-    own, i.e. 1000 for `auto` from 20 shots), keep (the share of them kept), uw (the share of the kept words,
-    least sure first, left out of the loss); the profile gives every value not named. Experiments
-    compare several recipes after one pretraining this way, e.g. `lang+head+lora/r=4/t=value:ffn_in:ffn_out`."""
+    layers: all, lower-half, 0-5 or 0:2:4), lr (LoRA rate), ep (few-shot epochs), hlr (head rate), st (raw
+    sentences to self-train on, 0: off; default: fewshot's own, i.e. 1000 for `auto` from 20 shots), keep (the
+    share of them kept), uw (the share of the kept words, least sure first, left out of the loss); the profile
+    gives every value not named. Experiments compare several recipes after one pretraining this way, e.g.
+    `lang+head+lora/r=4/t=value:ffn_in:ffn_out`."""
     from hxtool.errors import HxError
     from hxtool.model.lora import check_targets
     from hxtool.workflows.fewshot import TUNE_MODES, LoraOptions
@@ -575,8 +576,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--balanced", action="store_true", default=None,
                         help="hxtool's pretraining draws S POS and 2A MLM batches in expectation (as MAD-X)")
     parser.add_argument("--tune-modes", help="hxtool few-shot tuning modes, each its own system (comma-separated; "
-                        "default auto,lang+head); a mode may carry its own options (r, t, l, lr, ep, hlr, st, keep, uw: "
-                        "see parse_variant), e.g. lang+head+lora/r=4/t=value:ffn_in:ffn_out/l=0-5/lr=2e-3/ep=40 "
+                        "default auto,lang+head); a mode may carry its own options (r, t, l, lr, ep, hlr, st, keep, "
+                        "uw: see parse_variant), e.g. lang+head+lora/r=4/t=value:ffn_in:ffn_out/l=0-5/lr=2e-3/ep=40 "
                         "or auto/keep=1/uw=0.2")
     parser.add_argument("--mlm-recipe", help="a recipe (e.g. recipes/many-languages.toml) whose MLM languages join "
                         "hxtool's pretraining (same steps and POS share; the baselines are unchanged)")
@@ -679,8 +680,10 @@ def read_run(spec: Path | str) -> dict[str, Any]:
     path, _, wanted = spec.partition(":")
     run = json.loads(Path(path).read_text())
     if wanted:
-        names = dict((part.partition(">")[0], part.partition(">")[2] or part.partition(">")[0])
-                     for part in wanted.split(","))
+        names = {}  # system -> its name in the merged file
+        for part in wanted.split(","):
+            system, _, new_name = part.partition(">")
+            names[system] = new_name or system
         missing = set(names) - {row["system"] for row in run["scores"]}
         if missing:
             raise SystemExit(f"{path} has no scores of {', '.join(sorted(missing))}")
@@ -726,7 +729,8 @@ def read_run(spec: Path | str) -> dict[str, Any]:
 def report(paths: list[Path], output: Path | None) -> int:
     """Merge result files of runs with one profile (say one per system) into one, and print its tables.
     `FILE:system,...` takes only those systems of a file (e.g. extra tuning modes of an earlier run), `FILE@target,...`
-    only those targets (e.g. a re-run of some targets replaces an older run's)."""
+    only those targets (e.g. a re-run of some targets replaces an older run's), `FILE#n,...` only those shots
+    (see read_run)."""
     runs = [read_run(path) for path in paths]
     # The few-shot tuning options touch hxtool alone: a baseline's file may predate them or differ in them.
     # Targets are independent of each other (add-language starts each from the pretrained rows' mean), and so
@@ -752,8 +756,8 @@ def report(paths: list[Path], output: Path | None) -> int:
     first = (hxtool_runs or runs)[0]
     targets = list(dict.fromkeys(t for r in runs for t in r["profile"]["targets"]))
     shots = sorted({n for r in runs for n in r["profile"]["shots"]})
-    merged = Run(profile={**first["profile"], "targets": targets, "shots": shots}, meta={**first["meta"], "merged_from": [str(p) for p in paths],
-                                                 "seconds": {}})
+    merged = Run(profile={**first["profile"], "targets": targets, "shots": shots},
+                 meta={**first["meta"], "merged_from": [str(p) for p in paths], "seconds": {}})
     for r in runs:
         merged.scores += r["scores"]
         merged.stages += r["stages"]

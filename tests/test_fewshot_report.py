@@ -133,7 +133,7 @@ def test_mean_row_scoring_puts_the_learned_row_back(curves, checkpoint):
 def test_the_mean_row_leaves_out_the_target_s_own_encoder_updates(curves, checkpoint):
     import torch
 
-    from hxtool.model.lora import LoraOptions, layer_count
+    from hxtool.model.lora import LoraOptions
     from hxtool.store.session import load_model
     from hxtool.tagging import predict_tags
 
@@ -141,7 +141,7 @@ def test_the_mean_row_leaves_out_the_target_s_own_encoder_updates(curves, checkp
     words = [["the", "dog", "runs"], ["a", "cat"]]
     bare = curves.mean_row_predictions(model, "tr", ("en",), words)
     without = predict_tags(model, "pos", "tr", words)
-    lora = model.own_lora("tr", LoraOptions(rank=2).spec(layer_count(model.encoder, model.backbone.model_type)))
+    lora = model.own_lora("tr", LoraOptions(rank=2).spec(model.backbone.num_layers))
     with torch.no_grad():
         for update in lora.updates.values():
             update.B.normal_(0, 5.0)  # updates large enough to change tr's tags

@@ -66,9 +66,14 @@ class LoraOptions:
 
     def spec(self, count: int) -> dict:
         """The shape the registry records for an encoder of `count` layers (see LanguageLoRA.spec)."""
-        layers = self.layer_indices(count)
-        spec = {"rank": self.rank, "targets": list(self.targets), "alpha": self.alpha}
-        return spec if layers is None else {**spec, "layers": list(layers)}
+        return shape_spec(self.rank, self.targets, self.alpha, self.layer_indices(count))
+
+
+def shape_spec(rank: int, targets, alpha: float, layers) -> dict:
+    """What the registry records of a language's updates; "layers" only when not every layer has them, so
+    checkpoints from before layers could be chosen read the same."""
+    spec = {"rank": rank, "targets": list(targets), "alpha": alpha}
+    return spec if layers is None else {**spec, "layers": list(layers)}
 
 
 def resolve_layers(text: str, count: int) -> tuple[int, ...] | None:
@@ -106,14 +111,6 @@ def check_targets(targets: list[str] | tuple[str, ...]) -> list[str]:
     return list(targets)
 
 
-def encoder_layers(encoder: nn.Module, model_type: str) -> nn.ModuleList:
-    return encoder.get_submodule(LAYERS_PATH.get(model_type, "encoder.layer"))
-
-
-def layer_count(encoder: nn.Module, model_type: str) -> int:
-    return len(encoder_layers(encoder, model_type))
-
-
 def check_layers(layers: list[int] | tuple[int, ...] | None, count: int) -> None:
     """Refuses layer indices the encoder lacks (None: every layer)."""
     if layers is not None and (not layers or min(layers) < 0 or max(layers) >= count):
@@ -125,7 +122,8 @@ def check_layers(layers: list[int] | tuple[int, ...] | None, count: int) -> None
 
 def target_linears(encoder: nn.Module, model_type: str, target: str) -> list[nn.Module]:
     """The `target` module of every layer (a Linear, or a LayerNorm for the norm targets), in layer order."""
-    return [layer.get_submodule(LORA_MODULES[model_type][target]) for layer in encoder_layers(encoder, model_type)]
+    layers = encoder.get_submodule(LAYERS_PATH.get(model_type, "encoder.layer"))
+    return [layer.get_submodule(LORA_MODULES[model_type][target]) for layer in layers]
 
 
 class LowRankUpdate(nn.Module):
@@ -178,10 +176,8 @@ class LanguageLoRA(nn.Module):
         return cls(encoder, model_type, spec["rank"], spec["targets"], spec["alpha"], spec.get("layers"))
 
     def spec(self) -> dict:
-        """What the registry records, enough to rebuild the shapes before loading the tensors ("layers" only
-        when not every layer has updates, so older checkpoints read the same)."""
-        spec = {"rank": self.rank, "targets": list(self.targets), "alpha": self.alpha}
-        return spec if self.layers is None else {**spec, "layers": list(self.layers)}
+        """What the registry records, enough to rebuild the shapes before loading the tensors."""
+        return shape_spec(self.rank, self.targets, self.alpha, self.layers)
 
 
 class LoraContext:

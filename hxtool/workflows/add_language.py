@@ -20,7 +20,7 @@ from hxtool.data.corpus import corpus_info
 from hxtool.data.sources import MlmStream
 from hxtool.errors import HxError
 from hxtool.model.hyperx import HyperX
-from hxtool.model.lora import LoraOptions, layer_count
+from hxtool.model.lora import LoraOptions
 from hxtool.registry import LanguageInfo, check_language_code
 from hxtool.store.session import save_model
 from hxtool.training.loop import Resumable, TrainResult, param_groups, train
@@ -141,7 +141,7 @@ def _adapt_encoder(model: HyperX, code: str, stream: MlmStream, config: TrainCon
     for param in model.parameters():
         param.requires_grad_(False)
     torch.manual_seed(config.seed)  # the down-projections' random start
-    lora = model.own_lora(code, adapt.lora.spec(layer_count(model.encoder, model.backbone.model_type)))
+    lora = model.own_lora(code, adapt.lora.spec(model.backbone.num_layers))
     params = list(lora.parameters())
     for param in params:
         param.requires_grad_(True)

@@ -26,7 +26,7 @@ from hxtool.data.sources import TaggingStream
 from hxtool.errors import HxError
 from hxtool.evaluation.metrics import Score
 from hxtool.model.hyperx import HyperX
-from hxtool.model.lora import LoraOptions, check_targets, layer_count
+from hxtool.model.lora import LoraOptions, check_targets
 from hxtool.store.session import save_model
 from hxtool.tagging import predict_tags, score_tags
 from hxtool.training.loop import Resumable, param_groups, train
@@ -107,7 +107,7 @@ def fewshot(model: HyperX, meta: CheckpointMeta, checkpoint: Path, task: str, la
     lora_spec: dict = {}
     if tune in ("lang+head+lora", "auto"):  # auto at n < 20 uses none, but a typo should not wait for n = 20
         check_targets(lora.targets)
-        lora_spec = lora.spec(layer_count(model.encoder, model.backbone.model_type))  # refuses layers it lacks
+        lora_spec = lora.spec(model.backbone.num_layers)  # refuses layers it lacks
         if lora.rank < 1:
             raise HxError(f"--lora-rank must be at least 1, got {lora.rank}")
     asked = self_training is not None
