@@ -33,6 +33,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -332,21 +333,49 @@ def mean_row_predictions(model, target: str, sources: tuple[str, ...], words: li
             model.lora[target] = updates
 
 
-def run_hxtool(profile: Profile, data_dir: Path, rec: Recorder, work: Path, device: str = "cpu") -> None:
+def pretrain_or_reuse(recipe: Recipe, checkpoint: Path, cache: Path | None, rec: Recorder, device: str) -> None:
+    """hxtool's pretraining into `checkpoint`, or a copy of the one a run with the same recipe kept in `cache`
+    (--pretrained-cache: the CPU suite's pretraining takes ~15 minutes and gives the same weights every time
+    at a fixed thread count, so experiments on few-shot or add-language need not repeat it)."""
+    from hxtool.workflows.pretrain import pretrain
+
+    signature = json.loads(json.dumps(dataclasses.asdict(recipe), default=str))
+    record = cache / "suite-pretraining.json" if cache is not None else None
+    if record is not None and record.is_file():
+        kept = json.loads(record.read_text())
+        if kept["recipe"] != signature:
+            raise SystemExit(f"--pretrained-cache {cache} holds a pretraining of another recipe "
+                             "(other steps, rates, data or base model): name another folder, or delete this one")
+        shutil.copytree(cache / "checkpoint", checkpoint)
+        rec.stage(**kept["stage"], reused_from=str(cache))
+        return
+    clock = time.perf_counter()
+    report = pretrain(recipe, checkpoint, device, quiet=True)
+    stage = {"system": "hxtool", "stage": "pretrain-mlm", "steps": report.result.steps,
+             "seconds": time.perf_counter() - clock, "trainable": report.trainable,
+             "first_loss": report.result.first_loss, "last_loss": report.result.final_loss,
+             "loss_per_pair": {f"{t}/{lang}": round(v, 3) for (t, lang), v in report.result.loss_per_pair.items()},
+             "steps_per_pair": {f"{t}/{lang}": v for (t, lang), v in report.result.steps_per_pair.items()},
+             "torch_threads": torch.get_num_threads()}
+    rec.stage(**stage)
+    if record is not None:
+        shutil.rmtree(cache / "checkpoint", ignore_errors=True)  # a copy cut short by an earlier run
+        shutil.copytree(checkpoint, cache / "checkpoint")
+        tmp = record.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"recipe": signature, "stage": stage}, indent=1))
+        os.replace(tmp, record)  # written last: a cache without it is never read
+
+
+def run_hxtool(profile: Profile, data_dir: Path, rec: Recorder, work: Path, device: str = "cpu",
+               cache: Path | None = None) -> None:
     from hxtool.workflows.add_language import ADD_LANGUAGE_LR, EncoderAdaptation, add_language
     from hxtool.workflows.fewshot import FEWSHOT_LR, fewshot, resolve_self_training, resolve_tune
     from hxtool.workflows.self_training import requested
-    from hxtool.workflows.pretrain import pretrain
     from hxtool.store.session import load_model
     from hxtool.tagging import predict_tags
 
     checkpoint = work / "hxtool"
-    clock = time.perf_counter()
-    report = pretrain(hxtool_recipe(profile, data_dir), checkpoint, device, quiet=True)
-    losses = {f"{t}/{lang}": round(v, 3) for (t, lang), v in report.result.loss_per_pair.items()}
-    rec.stage("hxtool", "pretrain-mlm", report.result.steps, time.perf_counter() - clock, report.trainable,
-              report.result.first_loss, report.result.final_loss, loss_per_pair=losses,
-              steps_per_pair={f"{t}/{lang}": v for (t, lang), v in report.result.steps_per_pair.items()})
+    pretrain_or_reuse(hxtool_recipe(profile, data_dir), checkpoint, cache, rec, device)
     model, meta = load_model(checkpoint, device)
     for target in profile.targets:
         test = eval_data(data_dir, target, profile.eval_limit)
@@ -593,6 +622,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lora-lr", type=float, help="their learning rate")
     parser.add_argument("--base-model", help="override the base encoder (e.g. tiny-random:xlm-roberta for a smoke run)")
     parser.add_argument("--output", type=Path, help="JSON file (default benchmarks/results/fewshot_curves[_quick].json)")
+    parser.add_argument("--pretrained-cache", type=Path, metavar="DIR",
+                        help="keep hxtool's pretrained checkpoint in DIR and reuse it when a later run has the same "
+                             "recipe (the result file names DIR in the stage it reused)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda: where every system trains and tags")
     parser.add_argument("--report", nargs="+", metavar="JSON",
                         help="run nothing: merge these result files (e.g. one per --systems run) and print the "
@@ -637,7 +669,7 @@ def main(argv: list[str] | None = None) -> int:
             clock = time.perf_counter()
             print(f"== {system}", flush=True)
             if system == "hxtool":
-                run_hxtool(profile, args.data_dir, rec, Path(tmp), args.device)
+                run_hxtool(profile, args.data_dir, rec, Path(tmp), args.device, args.pretrained_cache)
             elif system == "madx":
                 run_madx(profile, args.data_dir, rec, args.device)
             else:

@@ -342,3 +342,41 @@ def test_report_renames_a_variant_and_takes_chosen_shots(curves, tmp_path):
         [("hxtool", "fewshot ug n=20 seed=1"), ("hxtool", "pretrain-mlm")]
     assert merged["stages"][0]["seconds"] == 5.0 and set(merged["cost"]) == {"hxtool"}
     assert merged["meta"]["renamed"] == {variant: "hxtool"} and merged["profile"]["shots"] == [0, 5, 20]
+
+
+def test_pretrained_cache_reuses_one_pretraining_and_refuses_another_recipe(curves, tmp_path):
+    """--pretrained-cache: the first run pretrains and keeps the checkpoint, a second run with the same recipe
+    copies it (same scores, the stage says where from), a run with another recipe stops before training."""
+    import shutil
+
+    import torch
+
+    data = tmp_path / "data"
+    for dest, source in SUITE_LAYOUT.items():
+        (data / dest).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(TINY_DATA / source, data / dest)
+    cache = tmp_path / "cache"
+
+    def run(name: str, steps: str) -> dict:
+        out = tmp_path / f"{name}.json"
+        assert curves.main(["--quick", "--systems", "hxtool", "--data-dir", str(data), "--base-model",
+                            "tiny-random:xlm-roberta", "--source-steps", steps, "--lang-steps", "2", "--shots", "0",
+                            "--eval-limit", "8", "--output", str(out), "--pretrained-cache", str(cache)]) == 0
+        return json.loads(out.read_text())
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        first = run("first", "4")
+        assert (cache / "suite-pretraining.json").is_file()
+        kept = sorted(p.name for p in (cache / "checkpoint").iterdir())
+        second = run("second", "4")
+        with pytest.raises(SystemExit, match="another recipe"):
+            run("third", "5")
+    finally:
+        torch.set_num_threads(threads)
+    pretraining = [[s for s in r["stages"] if s["stage"] == "pretrain-mlm"][0] for r in (first, second)]
+    assert "reused_from" not in pretraining[0] and pretraining[1]["reused_from"] == str(cache)
+    assert pretraining[1]["last_loss"] == pretraining[0]["last_loss"]
+    assert [(s["system"], s["upos"]) for s in second["scores"]] == [(s["system"], s["upos"]) for s in first["scores"]]
+    assert sorted(p.name for p in (cache / "checkpoint").iterdir()) == kept  # the cache itself is left as it was
