@@ -121,3 +121,30 @@ def test_adapt_options_are_checked(checkpoint: Path, tmp_path: Path) -> None:
             add_language(model, meta, "fo", TINY_DATA / "fo-raw.txt", tmp_path / "out", mlm_config(), quiet=True,
                          adapt=adapt)
         assert not (tmp_path / "out").exists()
+
+
+def test_the_anchored_terms_backpropagated_in_turn_train_as_their_sum(checkpoint: Path, tmp_path: Path,
+                                                                      monkeypatch) -> None:
+    """The stage's two encoder passes reach the loop as parts, each backpropagated (and freed) before the next
+    is built: the weights are bit-identical to one graph of their sum, and the logged losses equal."""
+    import hxtool.workflows.add_language as add_language_module
+    from hxtool.training.loop import LossParts
+
+    staged, staged_report = adapted(checkpoint, tmp_path / "staged")
+    one_graph = add_language_module.anchored_mlm_loss
+
+    def summed(*args, **kwargs):
+        loss = one_graph(*args, **kwargs)
+
+        def whole(pair, batch):
+            parts = loss(pair, batch)
+            assert isinstance(parts, LossParts) and len(parts.terms) == 2
+            return parts.summed()
+        return whole
+
+    monkeypatch.setattr(add_language_module, "anchored_mlm_loss", summed)
+    together, together_report = adapted(checkpoint, tmp_path / "together")
+    assert staged_report.adapted.losses == together_report.adapted.losses
+    for name, param in staged.lora["fo"].state_dict().items():
+        assert torch.equal(param, together.lora["fo"].state_dict()[name]), name
+    assert any(k.endswith(".B") and v.abs().sum() > 0 for k, v in staged.lora["fo"].state_dict().items())

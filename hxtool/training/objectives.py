@@ -11,6 +11,7 @@ from torch.nn import functional as F
 from hxtool.config import MLM_TASK
 from hxtool.data.batches import IGNORE, MlmBatch, TagBatch
 from hxtool.model.hyperx import HyperX
+from hxtool.training.loop import LossParts
 
 
 def hyperx_loss(model: HyperX, pooling: str = "first",
@@ -32,7 +33,8 @@ def hyperx_loss(model: HyperX, pooling: str = "first",
     return loss
 
 
-def anchored_mlm_loss(model: HyperX, lang: str, anchor: float) -> Callable[[tuple[str, str], Any], torch.Tensor]:
+def anchored_mlm_loss(model: HyperX, lang: str,
+                      anchor: float) -> Callable[[tuple[str, str], Any], torch.Tensor | LossParts]:
     """MLM on `lang`'s text through its own low-rank encoder updates, plus `anchor` times the KL divergence
     between the tagging heads' token distributions on the same (unmasked) text without and with the updates.
 
@@ -44,20 +46,28 @@ def anchored_mlm_loss(model: HyperX, lang: str, anchor: float) -> Callable[[tupl
     tasks = [task.name for task in model.registry.tasks if not task.is_mlm]
     mlm = hyperx_loss(model)
 
-    def loss(pair: tuple[str, str], batch: Any) -> torch.Tensor:
+    def loss(pair: tuple[str, str], batch: Any) -> torch.Tensor | LossParts:
         assert pair == (MLM_TASK, lang)
-        with model.language_updates(lang):
-            total = mlm(pair, batch)
+
+        def masked_lm() -> torch.Tensor:
+            with model.language_updates(lang):
+                return mlm(pair, batch)
+
         if not tasks or not anchor:
-            return total
-        task = tasks[int(batch.attention_mask.sum()) % len(tasks)]  # the batch's piece count
-        text = torch.where(batch.labels != IGNORE, batch.labels, batch.input_ids)  # the masked pieces put back
-        adapters = model.hypernet(model.registry.task_index(task), model.registry.lang_index(lang))
-        head, tokens = model.head(task), batch.attention_mask.bool()
-        with torch.no_grad():
-            before = F.log_softmax(head(model.encode(text, batch.attention_mask, adapters))[tokens].float(), -1)
-        with model.language_updates(lang):
-            after = F.log_softmax(head(model.encode(text, batch.attention_mask, adapters))[tokens].float(), -1)
-        return total + anchor * F.kl_div(after, before, log_target=True, reduction="batchmean")
+            return masked_lm()
+
+        def kept_reading() -> torch.Tensor:
+            task = tasks[int(batch.attention_mask.sum()) % len(tasks)]  # the batch's piece count
+            text = torch.where(batch.labels != IGNORE, batch.labels, batch.input_ids)  # the masked pieces put back
+            adapters = model.hypernet(model.registry.task_index(task), model.registry.lang_index(lang))
+            head, tokens = model.head(task), batch.attention_mask.bool()
+            with torch.no_grad():
+                before = F.log_softmax(head(model.encode(text, batch.attention_mask, adapters))[tokens].float(), -1)
+            with model.language_updates(lang):
+                after = F.log_softmax(head(model.encode(text, batch.attention_mask, adapters))[tokens].float(), -1)
+            return anchor * F.kl_div(after, before, log_target=True, reduction="batchmean")
+
+        # Two passes through the encoder with gradients: as parts, the loop frees the first before the second.
+        return LossParts([masked_lm, kept_reading])
 
     return loss
