@@ -773,13 +773,19 @@ def report(paths: list[Path], output: Path | None) -> int:
     if len(profiles) > 1:
         raise SystemExit("these result files come from different profiles; merging them would mix setups")
     hxtool_runs = [r for r in runs if any(row["system"].startswith("hxtool") for row in r["scores"])]
-    # Each tuning mode is its own system, so hxtool files may differ in which modes they ran, not in the rest.
+    # Each tuning mode is its own system, so hxtool files may differ in which modes they ran; one system's
+    # scores must all come from one set of options (pretraining, add-language, few-shot), or its cells would
+    # mix setups. Systems measured with other options than the merged profile's are listed in the result.
     # (a file older than an option ran with that option's default then: BEFORE_OPTION, else today's)
     defaults = {f.name: f.default for f in dataclasses.fields(Profile)}
     options = lambda profile: {k: profile.get(k, BEFORE_OPTION.get(k, defaults[k])) for k in HXTOOL_ONLY
                                if k != "tune_modes"}
-    if len({json.dumps(options(r["profile"]), sort_keys=True) for r in hxtool_runs}) > 1:
-        raise SystemExit("these hxtool result files come from different tuning options; merging them would mix setups")
+    by_system: dict[str, dict] = {}
+    for r in hxtool_runs:
+        for system in {row["system"] for row in r["scores"] if row["system"].startswith("hxtool")}:
+            if by_system.setdefault(system, options(r["profile"])) != options(r["profile"]):
+                raise SystemExit(f"these hxtool result files score {system} with different tuning options; "
+                                 "merging them would mix setups")
     cells = [(row["system"], row["target"], row["n"], row["seed"]) for r in runs for row in r["scores"]]
     counts = Counter(cells)
     if len(counts) < len(cells):
@@ -797,7 +803,12 @@ def report(paths: list[Path], output: Path | None) -> int:
         merged.meta["seconds"].update({k: v for k, v in r["meta"].get("seconds", {}).items() if k != "total"})
     merged.meta["seconds"]["total"] = round(sum(merged.meta["seconds"].values()), 1)
     merged.meta["renamed"] = {old: new for r in runs for old, new in r["meta"].get("renamed", {}).items()}
+    own = {system: {k: v for k, v in kept.items() if v != options(merged.profile)[k]}
+           for system, kept in by_system.items()}
+    merged.meta["options_by_system"] = {system: differ for system, differ in own.items() if differ}
     print_tables(merged)
+    for system, differ in merged.meta["options_by_system"].items():
+        print(f"{system} ran with its own options: " + ", ".join(f"{k}={v}" for k, v in differ.items()))
     if output:
         Recorder(merged, output).save()
         print(f"merged results: {output}")

@@ -70,8 +70,24 @@ def test_report_merges_baselines_that_predate_the_tuning_options(curves, tmp_pat
     assert {r["system"] for r in merged["scores"]} == {"hxtool", "full_ft", "madx"}
     other = dataclasses.replace(curves.PROFILES["quick"], lora_rank=4)
     hx4 = write_run(curves, tmp_path / "hx4.json", "hxtool", [(0, 0, 71.0)], 1.0, profile=other)
-    with pytest.raises(SystemExit, match="different tuning options"):
+    with pytest.raises(SystemExit, match="score hxtool with different tuning options"):
         curves.report([hx, hx4], None)
+
+
+def test_report_merges_systems_of_different_options_and_says_which(curves, tmp_path, capsys):
+    """One system's cells come from one set of options; another system (say a tuning mode measured before
+    add-language's default changed) may have its own, and the merged file lists them."""
+    adapted = dataclasses.replace(curves.PROFILES["quick"], adapt_encoder=True)
+    new = write_run(curves, tmp_path / "new.json", "hxtool", [(0, 0, 75.0)], 1.0, profile=adapted)
+    old = write_run(curves, tmp_path / "old.json", "hxtool_lang_head", [(0, 0, 74.0)], 1.0)
+    assert curves.report([new, old], tmp_path / "merged.json") == 0
+    merged = json.loads((tmp_path / "merged.json").read_text())
+    assert merged["profile"]["adapt_encoder"] is True  # the first hxtool file's profile
+    assert merged["meta"]["options_by_system"] == {"hxtool_lang_head": {"adapt_encoder": False}}
+    assert "hxtool_lang_head ran with its own options: adapt_encoder=False" in capsys.readouterr().out
+    old_hxtool = write_run(curves, tmp_path / "old_hxtool.json", "hxtool", [(5, 1, 74.0)], 1.0)
+    with pytest.raises(SystemExit, match="score hxtool with different tuning options"):
+        curves.report([new, old_hxtool], None)
 
 
 def test_report_takes_chosen_systems_of_a_file_and_refuses_a_cell_twice(curves, tmp_path):
