@@ -263,13 +263,15 @@ class Variant:
     head_lr: float
     self_train: int | None = None  # raw sentences for the second round; None: fewshot's default for the mode
     second_round: tuple = ()  # (SelfTraining field, value) pairs that replace the defaults of that round
+    keep_updates: bool = False  # few-shot tunes on from add-language --adapt-encoder's updates (default: anew)
 
 
 def parse_variant(spec: str, profile: Profile) -> Variant:
     """`MODE` or `MODE/key=value/...` with keys r (LoRA rank), t (LoRA targets, ':'-separated), l (LoRA
     layers: all, lower-half, 0-5 or 0:2:4), lr (LoRA rate), ep (few-shot epochs), hlr (head rate), st (raw
     sentences to self-train on, 0: off; default: fewshot's own, i.e. 1000 for `auto` from 20 shots), keep (the
-    share of them kept), uw (the share of the kept words, least sure first, left out of the loss); the profile
+    share of them kept), uw (the share of the kept words, least sure first, left out of the loss), ku=1 (tune on
+    from add-language --adapt-encoder's encoder updates instead of starting anew); the profile
     gives every value not named. Experiments compare several recipes after one pretraining this way, e.g.
     `lang+head+lora/r=4/t=value:ffn_in:ffn_out`."""
     from hxtool.errors import HxError
@@ -283,10 +285,12 @@ def parse_variant(spec: str, profile: Profile) -> Variant:
     if any("=" not in pair for pair in pairs):
         raise SystemExit(f"{spec!r}: options are key=value pairs after the mode, e.g. lang+head+lora/r=4")
     given = dict(pair.split("=", 1) for pair in pairs)
-    unknown = set(given) - {"r", "t", "l", "lr", "ep", "hlr", "st", "keep", "uw"}
+    unknown = set(given) - {"r", "t", "l", "lr", "ep", "hlr", "st", "keep", "uw", "ku"}
     if unknown:
         raise SystemExit(f"unknown key(s) {', '.join(sorted(unknown))} in {spec!r} "
-                         "(known: r, t, l, lr, ep, hlr, st, keep, uw)")
+                         "(known: r, t, l, lr, ep, hlr, st, keep, uw, ku)")
+    if given.get("ku", "0") not in ("0", "1"):
+        raise SystemExit(f"{spec!r}: ku is 1 (keep add-language's encoder updates) or 0")
     try:
         lora = LoraOptions(rank=int(given.get("r", profile.lora_rank)),
                            targets=tuple(given["t"].split(":")) if "t" in given else tuple(profile.lora_targets),
@@ -307,7 +311,7 @@ def parse_variant(spec: str, profile: Profile) -> Variant:
     except HxError as exc:
         raise SystemExit(f"{spec!r}: {exc}") from None
     return Variant(tune, lora, int(given.get("ep", profile.epochs)), float(given.get("hlr", profile.head_lr)),
-                   self_train, second_round)
+                   self_train, second_round, given.get("ku") == "1")
 
 
 def mean_row_predictions(model, target: str, sources: tuple[str, ...], words: list[list[str]],
@@ -413,7 +417,8 @@ def run_hxtool(profile: Profile, data_dir: Path, rec: Recorder, work: Path, devi
                         plan = self_training = dataclasses.replace(plan, **dict(variant.second_round))
                     second = plan.sentences
                     key = (resolved, dataclasses.astuple(variant.lora) if resolved.endswith("lora") else None,
-                           variant.epochs, variant.head_lr, second, variant.second_round if second else (), n, seed)
+                           variant.epochs, variant.head_lr, second, variant.second_round if second else (), n, seed,
+                           variant.keep_updates and profile.adapt_encoder)
                     if key in measured:  # the same recipe, sentences and seed: the same run, not run twice
                         rec.copy(system, measured[key])
                         continue
@@ -423,7 +428,7 @@ def run_hxtool(profile: Profile, data_dir: Path, rec: Recorder, work: Path, devi
                     clock = time.perf_counter()
                     tuned = fewshot(model, meta, checkpoint, "pos", target, pool, None, n, config, tune=variant.tune,
                                     quiet=True, output=work / "fewshot-out", lora=variant.lora,
-                                    self_training=self_training)
+                                    self_training=self_training, keep_encoder_updates=variant.keep_updates)
                     seconds = time.perf_counter() - clock
                     second_round = tuned.self_training
                     extra = {"self_training": second_round} if second_round else {}

@@ -72,9 +72,10 @@ class Checkpoint:
     def fewshot(self, task: str, lang: str, train: str | Path, n: int, *, eval: str | Path | None = None,
                 epochs: int = 50, batch_size: int = 16, lr: float | None = None, seed: int = 1,
                 tune: str = "auto", output: str | Path | None = None, quiet: bool = True,
-                self_train: int | None = None, raw: str | Path | None = None):
+                self_train: int | None = None, raw: str | Path | None = None, keep_encoder_updates: bool = False):
         """`hxtool fewshot`: tune on n sentences drawn from a labelled file; returns its FewshotReport.
-        `self_train`/`raw` as the command's --self-train/--raw (None: the command's defaults)."""
+        `self_train`/`raw`/`keep_encoder_updates` as the command's --self-train/--raw/--keep-encoder-updates
+        (None: the command's defaults)."""
         from hxtool.data.labelled import read_labelled
         from hxtool.errors import HxError
         from hxtool.workflows.fewshot import FEWSHOT_LR, fewshot, fewshot_steps
@@ -92,7 +93,7 @@ class Checkpoint:
         with checkpoint_lock(target):
             report = fewshot(self.model, self.meta, source, task, lang, train_data, eval_data, n, config,
                              tune=tune, output=target, quiet=quiet,
-                             self_training=requested(self_train, raw))
+                             self_training=requested(self_train, raw), keep_encoder_updates=keep_encoder_updates)
         self.folder, self.meta = target, report.meta
         return report
 

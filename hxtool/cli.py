@@ -275,6 +275,9 @@ def fewshot(
     raw: Optional[Path] = typer.Option(None, "--raw", help="Raw text (or dataset) to self-train on; given "
                                        "alone it turns --self-train 1000 on \\[default: the corpus add-language "
                                        "used for the language]."),
+    keep_encoder_updates: bool = typer.Option(False, "--keep-encoder-updates", help="Tune on from the encoder "
+                                              "updates add-language --adapt-encoder made; by default few-shot starts "
+                                              "them anew (they serve zero-shot: few-shot from them scored lower)."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help=CHECKPOINT_HELP),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="\\[default: the checkpoint itself]"),
     save_every: int = typer.Option(50, help="Save resumable state every N steps (0: never)."),
@@ -326,7 +329,8 @@ def fewshot(
             report = run_fewshot(model, meta, source, task, lang, train_data, eval_data, n, config, tune=tune,
                                  output=output, quiet=quiet, save_every=save_every, resume=resume,
                                  strict_labels=strict_labels, precision=precision, lora=lora,
-                                 self_training=requested(self_train, raw))
+                                 self_training=requested(self_train, raw),
+                                 keep_encoder_updates=keep_encoder_updates)
     if report.self_training_note:
         err.print(report.self_training_note, soft_wrap=True, highlight=False)
     if report.added_labels:

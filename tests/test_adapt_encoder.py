@@ -88,15 +88,37 @@ def test_the_anchor_keeps_what_the_tagger_reads(checkpoint: Path, tmp_path: Path
     assert 0 < _tagger_drift(anchored, "fo") < 0.5 * _tagger_drift(free, "fo")
 
 
-def test_fewshot_tunes_the_updates_add_language_made(checkpoint: Path, tmp_path: Path) -> None:
-    model, report = adapted(checkpoint, checkpoint)
-    start = {k: v.clone() for k, v in model.lora["fo"].state_dict().items()}
+def _fewshot(folder: Path, tune: str = "lang+head+lora", **kwargs):
     train = read_labelled("pos", TINY_DATA / "fo-pos-train.conllu")
     config = TrainConfig(steps=4, batch_size=4, lr=5e-2, max_length=32, decay=False, warmup=0.0, seed=1)
-    model, meta = load_model(checkpoint)
-    fewshot(model, meta, checkpoint, "pos", "fo", train, None, 8, config, tune="lang+head+lora", quiet=True)
-    tuned = load_model(checkpoint)[0].lora["fo"].state_dict()
+    model, meta = load_model(folder)
+    fewshot(model, meta, folder, "pos", "fo", train, None, 8, config, tune=tune, quiet=True, **kwargs)
+    return load_model(folder)[0]
+
+
+@pytest.mark.parametrize("tune", ["lang+head+lora", "lang+head"])
+def test_fewshot_starts_anew_from_add_language_s_updates(checkpoint: Path, tmp_path: Path, tune: str) -> None:
+    """add-language's updates serve zero-shot; few-shot drops them and tunes exactly as after a plain
+    add-language (same row): bit-identical weights and predictions."""
+    adapted(checkpoint, tmp_path / "adapted")
+    plain, meta = load_model(checkpoint)
+    add_language(plain, meta, "fo", TINY_DATA / "fo-raw.txt", tmp_path / "plain", mlm_config(), quiet=True)
+    after_adapted, after_plain = _fewshot(tmp_path / "adapted", tune), _fewshot(tmp_path / "plain", tune)
+    state, expected = after_adapted.learned_state_dict(), after_plain.learned_state_dict()
+    assert state.keys() == expected.keys() and all(torch.equal(state[k], expected[k]) for k in expected)
+    assert ("fo" in after_adapted.lora) == (tune == "lang+head+lora")
+    test = read_labelled("pos", TINY_DATA / "fo-pos-test.conllu").words
+    assert predict_tags(after_adapted, "pos", "fo", test) == predict_tags(after_plain, "pos", "fo", test)
+
+
+def test_fewshot_can_keep_add_language_s_updates_and_tunes_its_own_further(checkpoint: Path, tmp_path: Path) -> None:
+    model, _ = adapted(checkpoint, checkpoint)
+    start = {k: v.clone() for k, v in model.lora["fo"].state_dict().items()}
+    tuned = _fewshot(checkpoint, keep_encoder_updates=True).lora["fo"].state_dict()
     assert tuned.keys() == start.keys() and any(not torch.equal(tuned[k], start[k]) for k in start)
+    # a second few-shot finds updates a few-shot tuned: they stay (lang+head leaves them as they are)
+    again = _fewshot(checkpoint, tune="lang+head").lora["fo"].state_dict()
+    assert all(torch.equal(again[k], tuned[k]) for k in tuned)
 
 
 @pytest.mark.parametrize("every, die_at", [(3, 3), (5, 5)])  # 5: the 4-step row stage never saves

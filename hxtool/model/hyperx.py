@@ -125,6 +125,10 @@ class HyperX(AdaptedEncoder):
             del self.heads[own_head_key(task, lang)]
         self.registry.language(lang).own_heads = []
         self.registry.language(lang).extra_labels = {}  # they lived in the own heads
+        self.drop_lora(lang)
+
+    def drop_lora(self, lang: str) -> None:
+        """Forget the language's own low-rank encoder updates (its row and heads stay)."""
         if lang in self.lora:
             del self.lora[lang]
         self.registry.language(lang).lora = None

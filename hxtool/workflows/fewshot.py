@@ -95,12 +95,16 @@ def fewshot(model: HyperX, meta: CheckpointMeta, checkpoint: Path, task: str, la
             eval_data: LabelledData | None, n: int, config: TrainConfig, tune: str = DEFAULT_TUNE,
             output: Path | None = None, quiet: bool = False, save_every: int = 0,
             resume: bool = False, strict_labels: bool = False, precision: str | None = None,
-            lora: LoraOptions | None = None, self_training: SelfTraining | None = None) -> FewshotReport:
+            lora: LoraOptions | None = None, self_training: SelfTraining | None = None,
+            keep_encoder_updates: bool = False) -> FewshotReport:
     """Tune on n sentences of `train_data`. Labels the task lacks extend the language's own head (listed
     in the report's `added_labels`) unless `strict_labels`, which refuses them as before. With
     `tune="lang+head+lora"` the language also gets its own low-rank encoder updates (`lora`).
     `self_training` adds a second round on the shots plus raw text the tuned model labelled
-    (self_training.py); by default `auto` does that from 20 sentences on, when the language's corpus is there."""
+    (self_training.py); by default `auto` does that from 20 sentences on, when the language's corpus is there.
+    Encoder updates that add-language --adapt-encoder made are dropped first (they serve zero-shot; few-shot
+    from them scored lower on ug, BENCHMARKS.md) unless `keep_encoder_updates`; updates an earlier few-shot
+    tuned are tuned further."""
     if tune not in TUNE_MODES:
         raise HxError(f"--tune must be one of {', '.join(TUNE_MODES)}, got {tune!r}")
     lora = lora or LoraOptions()
@@ -131,7 +135,9 @@ def fewshot(model: HyperX, meta: CheckpointMeta, checkpoint: Path, task: str, la
                       "write the result to a new folder with --output DIR")
     if eval_data is not None and eval_data.path.resolve() == train_data.path.resolve():
         raise HxError("--eval is the same file as --train: few-shot never trains on the evaluation file")
-    if tune == "lang+head+lora" and lang in model.lora:
+    # add-language's own updates (no few-shot has tuned them): few-shot starts as it would without them
+    restart_updates = lang in model.lora and not registry.language(lang).fewshot and not keep_encoder_updates
+    if tune == "lang+head+lora" and lang in model.lora and not restart_updates:
         existing = model.lora[lang].spec()
         if existing != lora_spec:
             where = f"layers {','.join(map(str, existing['layers']))}" if "layers" in existing else "every layer"
@@ -154,7 +160,9 @@ def fewshot(model: HyperX, meta: CheckpointMeta, checkpoint: Path, task: str, la
         return score_tags(task, eval_data.tags, predict_tags(model, task, lang, eval_data.words,
                                                              pooling=config.pooling))
 
-    before = evaluate()
+    before = evaluate()  # the language as it stands, add-language's updates included
+    if restart_updates:
+        model.drop_lora(lang)
     if added:
         model.extend_labels(task, lang, added)  # the language's own head only
         labels = registry.labels(task, lang)
