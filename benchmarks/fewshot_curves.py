@@ -69,6 +69,9 @@ HXTOOL_ONLY = ("tune_modes", "lora_rank", "lora_targets", "lora_layers", "lora_l
                "embedding_lr", "mlm_recipe", "adapt_encoder")
 # What a result file that predates an option ran with (low-rank updates covered every layer before lora_layers).
 BEFORE_OPTION = {"lora_layers": "all"}
+# Options that change n = 0 alone: few-shot starts add-language's encoder updates anew (since 2026-11-27), so a
+# file's n > 0 cells merge with another's n = 0 cells of the same system whatever these were.
+ZERO_SHOT_ONLY = ("adapt_encoder",)
 # Extra score rows: hxtool at n=0 with the untrained mean row instead of the learned one; MAD-X at n=0
 # keeping a source language adapter.
 DIAGNOSTICS = ("hxtool_meanrow", "madx_no_swap")
@@ -786,11 +789,21 @@ def report(paths: list[Path], output: Path | None) -> int:
     options = lambda profile: {k: profile.get(k, BEFORE_OPTION.get(k, defaults[k])) for k in HXTOOL_ONLY
                                if k != "tune_modes"}
     by_system: dict[str, dict] = {}
+    has_zero_shot: dict[str, bool] = {}  # whether a file with the system's n = 0 set its ZERO_SHOT_ONLY options
     for r in hxtool_runs:
         for system in {row["system"] for row in r["scores"] if row["system"].startswith("hxtool")}:
-            if by_system.setdefault(system, options(r["profile"])) != options(r["profile"]):
+            few_shot_only = all(row["n"] > 0 for row in r["scores"] if row["system"] == system)
+            mine = options(r["profile"])
+            if system not in by_system:
+                by_system[system], has_zero_shot[system] = dict(mine), not few_shot_only
+                continue
+            loose = few_shot_only or not has_zero_shot[system]
+            if any(by_system[system][k] != mine[k] for k in mine if not (loose and k in ZERO_SHOT_ONLY)):
                 raise SystemExit(f"these hxtool result files score {system} with different tuning options; "
                                  "merging them would mix setups")
+            if not few_shot_only:
+                by_system[system].update({k: mine[k] for k in ZERO_SHOT_ONLY})
+                has_zero_shot[system] = True
     cells = [(row["system"], row["target"], row["n"], row["seed"]) for r in runs for row in r["scores"]]
     counts = Counter(cells)
     if len(counts) < len(cells):
