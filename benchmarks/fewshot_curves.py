@@ -66,12 +66,12 @@ from hxtool.evaluation.metrics import upos_accuracy
 SYSTEMS = ("hxtool", "madx", "full_ft")
 # profile fields no baseline reads
 HXTOOL_ONLY = ("tune_modes", "lora_rank", "lora_targets", "lora_layers", "lora_lr", "balanced", "pretrain_lr",
-               "embedding_lr", "mlm_recipe", "adapt_encoder")
+               "embedding_lr", "mlm_recipe", "adapt_encoder", "anchor")
 # What a result file that predates an option ran with (low-rank updates covered every layer before lora_layers).
-BEFORE_OPTION = {"lora_layers": "all"}
+BEFORE_OPTION = {"lora_layers": "all", "adapt_encoder": False}
 # Options that change n = 0 alone: few-shot starts add-language's encoder updates anew (since 2026-11-27), so a
 # file's n > 0 cells merge with another's n = 0 cells of the same system whatever these were.
-ZERO_SHOT_ONLY = ("adapt_encoder",)
+ZERO_SHOT_ONLY = ("adapt_encoder", "anchor")
 # Extra score rows: hxtool at n=0 with the untrained mean row instead of the learned one; MAD-X at n=0
 # keeping a source language adapter.
 DIAGNOSTICS = ("hxtool_meanrow", "madx_no_swap")
@@ -120,8 +120,9 @@ class Profile:
     # languages: same steps, same POS share (POS pairs reweighted), the MLM steps spread over more rows.
     mlm_recipe: str | None = None
     # add-language --adapt-encoder: after its A row steps, A anchored MLM steps on the language's own encoder
-    # updates (the same low-rank shape the few-shot modes tune)
+    # updates (they change n = 0 alone: few-shot starts them anew), the anchor's weight `anchor`
     adapt_encoder: bool = False
+    anchor: float = 1.0
 
 
 PROFILES = {
@@ -390,7 +391,7 @@ def run_hxtool(profile: Profile, data_dir: Path, rec: Recorder, work: Path, devi
         config = TrainConfig(steps=profile.lang_steps, batch_size=profile.batch_size, lr=ADD_LANGUAGE_LR,
                              max_length=profile.max_length, decay=False, warmup=0.0, seed=1)
         clock = time.perf_counter()
-        adapt = EncoderAdaptation(steps=profile.lang_steps) if profile.adapt_encoder else None
+        adapt = EncoderAdaptation(steps=profile.lang_steps, anchor=profile.anchor) if profile.adapt_encoder else None
         added = add_language(model, meta, target, data_dir / "raw" / f"{target}.txt", checkpoint, config, quiet=True,
                              adapt=adapt)
         steps = added.result.steps + (added.adapted.steps if added.adapted else 0)
@@ -620,6 +621,7 @@ def main(argv: list[str] | None = None) -> int:
                         "hxtool's pretraining (same steps and POS share; the baselines are unchanged)")
     parser.add_argument("--adapt-encoder", action="store_true", default=None,
                         help="hxtool's add-language also trains the target's own encoder updates (anchored MLM, A steps)")
+    parser.add_argument("--anchor", type=float, help="the weight of that stage's anchor (add-language --anchor; 1)")
     parser.add_argument("--pretrain-lr", type=float, help="hxtool's pretraining rate (default 1e-4)")
     parser.add_argument("--embedding-lr", type=float,
                         help="hxtool's pretraining rate for the task/language/layer embeddings (default: --pretrain-lr)")
@@ -652,7 +654,7 @@ def main(argv: list[str] | None = None) -> int:
                  "tune_modes": tuple(args.tune_modes.split(",")) if args.tune_modes else None,
                  "lora_rank": args.lora_rank, "lora_lr": args.lora_lr, "balanced": args.balanced,
                  "pretrain_lr": args.pretrain_lr, "embedding_lr": args.embedding_lr, "mlm_recipe": args.mlm_recipe,
-                 "adapt_encoder": args.adapt_encoder,
+                 "adapt_encoder": args.adapt_encoder, "anchor": args.anchor,
                  "lora_targets": tuple(args.lora_targets.split(",")) if args.lora_targets else None,
                  "lora_layers": args.lora_layers}
     profile = dataclasses.replace(profile, **{k: v for k, v in overrides.items() if v is not None})

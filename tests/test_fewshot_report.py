@@ -78,14 +78,15 @@ def test_report_merges_systems_of_different_options_and_says_which(curves, tmp_p
     """One system's cells come from one set of options; another system (say a tuning mode measured before
     add-language's default changed) may have its own, and the merged file lists them."""
     adapted = dataclasses.replace(curves.PROFILES["quick"], adapt_encoder=True)
+    row_only = dataclasses.replace(curves.PROFILES["quick"], adapt_encoder=False)
     new = write_run(curves, tmp_path / "new.json", "hxtool", [(0, 0, 75.0)], 1.0, profile=adapted)
-    old = write_run(curves, tmp_path / "old.json", "hxtool_lang_head", [(0, 0, 74.0)], 1.0)
+    old = write_run(curves, tmp_path / "old.json", "hxtool_lang_head", [(0, 0, 74.0)], 1.0, profile=row_only)
     assert curves.report([new, old], tmp_path / "merged.json") == 0
     merged = json.loads((tmp_path / "merged.json").read_text())
     assert merged["profile"]["adapt_encoder"] is True  # the first hxtool file's profile
     assert merged["meta"]["options_by_system"] == {"hxtool_lang_head": {"adapt_encoder": False}}
     assert "hxtool_lang_head ran with its own options: adapt_encoder=False" in capsys.readouterr().out
-    old_hxtool = write_run(curves, tmp_path / "old_hxtool.json", "hxtool", [(0, 0, 74.0)], 1.0)
+    old_hxtool = write_run(curves, tmp_path / "old_hxtool.json", "hxtool", [(0, 0, 74.0)], 1.0, profile=row_only)
     with pytest.raises(SystemExit, match="score hxtool with different tuning options"):
         curves.report([new, old_hxtool], None)
 
@@ -403,13 +404,15 @@ def test_report_joins_zero_shot_cells_of_another_add_language_to_few_shot_cells(
     from a run with it merges with its n > 0 from a run without it, in either order; two files whose n = 0
     differ in it do not merge."""
     adapted = dataclasses.replace(curves.PROFILES["quick"], adapt_encoder=True)
+    row_only = dataclasses.replace(curves.PROFILES["quick"], adapt_encoder=False)
     zero = write_run(curves, tmp_path / "zero.json", "hxtool", [(0, 0, 75.0)], 1.0, profile=adapted)
-    few = write_run(curves, tmp_path / "few.json", "hxtool", [(20, 1, 80.0)], 1.0)
+    few = write_run(curves, tmp_path / "few.json", "hxtool", [(20, 1, 80.0)], 1.0, profile=row_only)
     for order in ([zero, few], [few, zero]):
         assert curves.report(order, tmp_path / "merged.json") == 0
         merged = json.loads((tmp_path / "merged.json").read_text())
         assert sorted((r["n"], r["upos"]) for r in merged["scores"]) == [(0, 75.0), (20, 80.0)]
-    plain_zero = write_run(curves, tmp_path / "plain_zero.json", "hxtool", [(0, 0, 74.0), (5, 1, 78.0)], 1.0)
+    plain_zero = write_run(curves, tmp_path / "plain_zero.json", "hxtool", [(0, 0, 74.0), (5, 1, 78.0)], 1.0,
+                           profile=row_only)
     with pytest.raises(SystemExit, match="different tuning options"):
         curves.report([zero, plain_zero], None)
     rank4 = write_run(curves, tmp_path / "rank4.json", "hxtool", [(50, 1, 81.0)], 1.0,
