@@ -7,6 +7,9 @@ the best weights, resumable state, mixed precision (torch.autocast) and, under t
 DistributedDataParallel: every rank draws the same pair and global batch and trains on its own
 shard of it, and DDP averages the gradients.
 
+A loss may come as LossParts: its terms are backpropagated one after another, so that two passes through
+the encoder never hold their activations at once (add-language's anchored stage).
+
 Losses stay on the device as the run goes (one slot per step); they are read when the progress bar
 refreshes, when state is saved and at the end, so a step never waits on the host.
 """
@@ -34,7 +37,7 @@ from hxtool.training.resume import TrainState, load_state, save_state
 from hxtool.training.sampler import TemperatureSampler
 
 Pair = tuple[str, str]
-LossFn = Callable[[Pair, Any], torch.Tensor]
+LossFn = Callable[[Pair, Any], "torch.Tensor | LossParts"]  # one step's mean loss, or its terms
 # What evaluate() returns: the score that picks the best weights, and the details to keep with it.
 Evaluation = tuple[float, dict[str, float]]
 
