@@ -66,12 +66,13 @@ from hxtool.evaluation.metrics import upos_accuracy
 SYSTEMS = ("hxtool", "madx", "full_ft")
 # profile fields no baseline reads
 HXTOOL_ONLY = ("tune_modes", "lora_rank", "lora_targets", "lora_layers", "lora_lr", "balanced", "pretrain_lr",
-               "embedding_lr", "mlm_recipe", "adapt_encoder", "anchor")
+               "embedding_lr", "mlm_recipe", "adapt_encoder", "anchor",
+               "adapt_steps")
 # What a result file that predates an option ran with (low-rank updates covered every layer before lora_layers).
 BEFORE_OPTION = {"lora_layers": "all", "adapt_encoder": False}
 # Options that change n = 0 alone: few-shot starts add-language's encoder updates anew (since 2026-11-27), so a
 # file's n > 0 cells merge with another's n = 0 cells of the same system whatever these were.
-ZERO_SHOT_ONLY = ("adapt_encoder", "anchor")
+ZERO_SHOT_ONLY = ("adapt_encoder", "anchor", "adapt_steps")
 # Extra score rows: hxtool at n=0 with the untrained mean row instead of the learned one; MAD-X at n=0
 # keeping a source language adapter.
 DIAGNOSTICS = ("hxtool_meanrow", "madx_no_swap")
@@ -123,6 +124,7 @@ class Profile:
     # updates (they change n = 0 alone: few-shot starts them anew), the anchor's weight `anchor`
     adapt_encoder: bool = False
     anchor: float = 1.0
+    adapt_steps: int | None = None  # the stage's steps (None: A, as many as the row's)
 
 
 PROFILES = {
@@ -391,7 +393,8 @@ def run_hxtool(profile: Profile, data_dir: Path, rec: Recorder, work: Path, devi
         config = TrainConfig(steps=profile.lang_steps, batch_size=profile.batch_size, lr=ADD_LANGUAGE_LR,
                              max_length=profile.max_length, decay=False, warmup=0.0, seed=1)
         clock = time.perf_counter()
-        adapt = EncoderAdaptation(steps=profile.lang_steps, anchor=profile.anchor) if profile.adapt_encoder else None
+        adapt = EncoderAdaptation(steps=profile.adapt_steps or profile.lang_steps, anchor=profile.anchor) \
+            if profile.adapt_encoder else None
         added = add_language(model, meta, target, data_dir / "raw" / f"{target}.txt", checkpoint, config, quiet=True,
                              adapt=adapt)
         steps = added.result.steps + (added.adapted.steps if added.adapted else 0)
@@ -622,6 +625,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--adapt-encoder", action="store_true", default=None,
                         help="hxtool's add-language also trains the target's own encoder updates (anchored MLM, A steps)")
     parser.add_argument("--anchor", type=float, help="the weight of that stage's anchor (add-language --anchor; 1)")
+    parser.add_argument("--adapt-steps", type=int, help="that stage's steps (default: A, the row's)")
     parser.add_argument("--pretrain-lr", type=float, help="hxtool's pretraining rate (default 1e-4)")
     parser.add_argument("--embedding-lr", type=float,
                         help="hxtool's pretraining rate for the task/language/layer embeddings (default: --pretrain-lr)")
@@ -655,6 +659,7 @@ def main(argv: list[str] | None = None) -> int:
                  "lora_rank": args.lora_rank, "lora_lr": args.lora_lr, "balanced": args.balanced,
                  "pretrain_lr": args.pretrain_lr, "embedding_lr": args.embedding_lr, "mlm_recipe": args.mlm_recipe,
                  "adapt_encoder": args.adapt_encoder, "anchor": args.anchor,
+                 "adapt_steps": args.adapt_steps,
                  "lora_targets": tuple(args.lora_targets.split(",")) if args.lora_targets else None,
                  "lora_layers": args.lora_layers}
     profile = dataclasses.replace(profile, **{k: v for k, v in overrides.items() if v is not None})
