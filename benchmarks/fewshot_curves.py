@@ -66,8 +66,7 @@ from hxtool.evaluation.metrics import upos_accuracy
 SYSTEMS = ("hxtool", "madx", "full_ft")
 # profile fields no baseline reads
 HXTOOL_ONLY = ("tune_modes", "lora_rank", "lora_targets", "lora_layers", "lora_lr", "balanced", "pretrain_lr",
-               "embedding_lr", "mlm_recipe", "adapt_encoder", "anchor",
-               "adapt_steps")
+               "embedding_lr", "mlm_recipe", "adapt_encoder", "anchor", "adapt_steps")
 # What a result file that predates an option ran with (low-rank updates covered every layer before lora_layers).
 BEFORE_OPTION = {"lora_layers": "all", "adapt_encoder": False}
 # Options that change n = 0 alone: few-shot starts add-language's encoder updates anew (since 2026-11-27), so a
@@ -828,8 +827,8 @@ def report(paths: list[Path], output: Path | None) -> int:
         merged.meta["seconds"].update({k: v for k, v in r["meta"].get("seconds", {}).items() if k != "total"})
     merged.meta["seconds"]["total"] = round(sum(merged.meta["seconds"].values()), 1)
     merged.meta["renamed"] = {old: new for r in runs for old, new in r["meta"].get("renamed", {}).items()}
-    own = {system: {k: v for k, v in kept.items() if v != options(merged.profile)[k]}
-           for system, kept in by_system.items()}
+    profile_options = options(merged.profile)
+    own = {system: {k: v for k, v in kept.items() if v != profile_options[k]} for system, kept in by_system.items()}
     merged.meta["options_by_system"] = {system: differ for system, differ in own.items() if differ}
     print_tables(merged)
     for system, differ in merged.meta["options_by_system"].items():
