@@ -268,6 +268,9 @@ def fewshot(
     lora_layers: str = typer.Option("lower-half", help="Encoder layers that get them: lower-half (layers 0 to "
                                     "L/2 - 1, 0 nearest the input), all, or numbers and ranges such as 0-5 or 0,2,4."),
     lora_lr: float = typer.Option(1e-3, help="Learning rate of the low-rank updates."),
+    lora_teacher_lr: Optional[float] = typer.Option(None, help="Their rate in the first round when self-training "
+                                                    "follows (the round whose model labels the raw text); the "
+                                                    "second round uses --lora-lr \\[default: --lora-lr]."),
     self_train: Optional[int] = typer.Option(None, "--self-train", help="After tuning, label this many sentences "
                                              "of the language's raw text, keep the surer half and tune again on "
                                              "them and the shots; 0: off \\[default: 1000 with --tune auto from "
@@ -325,7 +328,7 @@ def fewshot(
             model.registry.lang_index(lang)
             config.pooling = trained_pooling(meta)
             lora = LoraOptions(rank=lora_rank, targets=tuple(t.strip() for t in lora_targets.split(",") if t.strip()),
-                               lr=lora_lr, layers=lora_layers)
+                               lr=lora_lr, layers=lora_layers, teacher_lr=lora_teacher_lr)
             report = run_fewshot(model, meta, source, task, lang, train_data, eval_data, n, config, tune=tune,
                                  output=output, quiet=quiet, save_every=save_every, resume=resume,
                                  strict_labels=strict_labels, precision=precision, lora=lora,

@@ -12,6 +12,7 @@ from conftest import TINY_DATA
 from hxtool.data.batches import IGNORE
 from hxtool.data.labelled import read_labelled
 from hxtool.errors import HxError
+from hxtool.model.lora import LoraOptions
 from hxtool.store.session import load_model
 from hxtool.tagging import predict_tags, predict_with_confidence
 from hxtool.workflows.fewshot import AUTO_LORA_FROM, default_self_training, fewshot
@@ -120,6 +121,35 @@ def test_the_second_round_changes_the_tuned_model(checkpoint: Path, tmp_path: Pa
     assert report.self_training["unsure_words"] == 0.5 and report.self_training["kept"] >= 5
     words_left_out = model.language_state("tr")
     assert any(not torch.equal(two_rounds[k], words_left_out[k]) for k in two_rounds)
+
+
+def test_the_teacher_rate_moves_the_first_round_only(checkpoint: Path, tmp_path: Path) -> None:
+    """--lora-teacher-lr: the model that labels the raw text is the one a run at that rate would have tuned,
+    the second round then moves the updates at --lora-lr; set to --lora-lr it changes nothing."""
+    model, meta = load_model(checkpoint)
+    train = read_labelled("pos", TINY_DATA / "tr-pos-train.conllu")
+    snapshot = model.snapshot()
+
+    def run(name: str, lora: LoraOptions) -> tuple[dict, dict]:
+        model.restore(snapshot)
+        report = fewshot(model, meta, checkpoint, "pos", "tr", train, None, 20, fewshot_config(3), tune="auto",
+                         quiet=True, output=tmp_path / name, lora=lora,
+                         self_training=SelfTraining(sentences=10, epochs=1))
+        return report.self_training, model.language_state("tr")
+
+    slow, fast = 1e-4, 3e-2
+    slow_record, slow_state = run("slow", LoraOptions(lr=slow))
+    fast_record, fast_state = run("fast", LoraOptions(lr=fast))
+    taught_record, taught_state = run("taught", LoraOptions(lr=fast, teacher_lr=slow))
+    assert taught_record == slow_record != fast_record  # the same labelled raw text, the same confidence
+    updates = [k for k in taught_state if k.startswith("lora.")]
+    assert updates and all(not torch.equal(taught_state[k], slow_state[k]) for k in updates)
+    same_record, same_state = run("same", LoraOptions(lr=fast, teacher_lr=fast))
+    assert same_record == fast_record and all(torch.equal(same_state[k], fast_state[k]) for k in fast_state)
+    saved = load_model(tmp_path / "taught")[0]
+    assert saved.registry.language("tr").fewshot[-1]["self_trained"] == taught_record["kept"]
+    with pytest.raises(HxError, match="teacher"):
+        run("bad", LoraOptions(teacher_lr=0.0))
 
 
 def test_missing_raw_text_is_an_error_only_when_asked_for(checkpoint: Path, tmp_path: Path) -> None:

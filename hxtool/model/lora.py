@@ -55,10 +55,17 @@ class LoraOptions:
     # numbers and ranges such as "0-5" or "0,2,4". Lower layers: full fine-tuning's few-shot gain comes from
     # tuning them (its top half alone loses ~2 UPOS at n = 50), see BENCHMARKS.md.
     layers: str = DEFAULT_LAYERS
+    # fewshot only: the updates' rate in the first round when a self-training round follows, i.e. while the
+    # model that will label the raw text is tuned on the shots alone (None: `lr`). The second round uses `lr`.
+    teacher_lr: float | None = None
 
     def record(self) -> dict:
-        """As JSON gives it back (targets a list): resume compares saved signatures with this."""
-        return {**dataclasses.asdict(self), "targets": list(self.targets)}
+        """As JSON gives it back (targets a list): resume compares saved signatures with this. An unset
+        teacher_lr is left out, so runs from before it existed resume."""
+        record = {**dataclasses.asdict(self), "targets": list(self.targets)}
+        if self.teacher_lr is None:
+            del record["teacher_lr"]
+        return record
 
     def layer_indices(self, count: int) -> tuple[int, ...] | None:
         """`layers` for an encoder of `count` layers: their indices, or None for every layer."""

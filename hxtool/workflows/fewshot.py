@@ -114,6 +114,8 @@ def fewshot(model: HyperX, meta: CheckpointMeta, checkpoint: Path, task: str, la
         lora_spec = lora.spec(model.backbone.num_layers)  # refuses layers it lacks
         if lora.rank < 1:
             raise HxError(f"--lora-rank must be at least 1, got {lora.rank}")
+        if lora.lr <= 0 or (lora.teacher_lr is not None and lora.teacher_lr <= 0):
+            raise HxError("--lora-lr and --lora-teacher-lr must be above 0")
     asked = self_training is not None
     self_training = resolve_self_training(self_training, tune, n)
     self_training.validate()
@@ -196,8 +198,12 @@ def fewshot(model: HyperX, meta: CheckpointMeta, checkpoint: Path, task: str, la
         rates[id(model.hypernet.embeddings.row)] = config.lr
         rates.update({id(p): lora.lr for p in lora_params})
         groups = param_groups(params, config.lr, rates)
+        first_groups = groups
+        if lora_params and self_training.sentences and lora.teacher_lr is not None:
+            # the model that labels the raw text moves its updates at their own rate (BENCHMARKS.md, issue 10)
+            first_groups = param_groups(params, config.lr, {**rates, **{id(p): lora.teacher_lr for p in lora_params}})
         first_saved = first_stage_saved(output, _second_round_output(output))
-        result = train(model, hyperx_loss(model, config.pooling), [stream], groups, config,
+        result = train(model, hyperx_loss(model, config.pooling), [stream], first_groups, config,
                        description=f"fewshot {task}/{lang} n={n}", quiet=quiet,
                        resumable=Resumable(resume_dir(output), save_every, resume and first_saved, signature),
                        precision=precision)
