@@ -231,3 +231,8 @@ def test_fewshot_self_training_options(checkpoint: Path, tmp_path: Path) -> None
     result = run(*common, "--n", "5", "--raw", tmp_path / "missing.txt", "--output", tmp_path / "d", ok=False)
     assert result.exit_code != 0 and "missing.txt" in result.output and "1 steps" not in result.output
     assert "--self-train" in run("fewshot", "--help").stdout
+    result = run(*common, "--n", "20", "--self-train", "8", "--lora-teacher-lr", "3e-4", "--output", tmp_path / "e")
+    event = json.loads((tmp_path / "e" / "config.json").read_text())["history"][-1]
+    assert event["lora"]["teacher_lr"] == 3e-4 and event["self_training"]["labelled"] == 8
+    result = run(*common, "--n", "20", "--lora-teacher-lr", "0", "--output", tmp_path / "f", ok=False)
+    assert result.exit_code == 1 and "--lora-teacher-lr" in result.stderr

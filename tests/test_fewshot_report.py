@@ -303,6 +303,14 @@ def test_a_variant_with_impossible_self_training_options_fails_before_any_work(c
             curves.parse_variant(spec, profile)
 
 
+def test_a_variant_may_name_the_teacher_rate(curves):
+    profile = curves.PROFILES["quick"]
+    one_rate = curves.parse_variant("auto", profile).lora
+    assert one_rate.teacher_lr is None and "teacher_lr" not in one_rate.record()  # old runs' signatures hold
+    taught = curves.parse_variant("auto/tlr=3e-4", profile).lora
+    assert taught.teacher_lr == 3e-4 and taught.record()["teacher_lr"] == 3e-4 and taught.lr == one_rate.lr
+
+
 def test_report_merges_runs_of_different_targets_and_takes_chosen_targets(curves, tmp_path):
     """A re-run of some targets replaces an older run's: FILE@target,... keeps the others' cells and stages."""
     both = dataclasses.replace(curves.PROFILES["quick"], targets=("mt", "ug"))
