@@ -274,7 +274,8 @@ class Variant:
 def parse_variant(spec: str, profile: Profile) -> Variant:
     """`MODE` or `MODE/key=value/...` with keys r (LoRA rank), t (LoRA targets, ':'-separated), l (LoRA
     layers: all, lower-half, 0-5 or 0:2:4), lr (LoRA rate), tlr (LoRA rate of the first round when
-    self-training follows), ep (few-shot epochs), hlr (head rate), st (raw
+    self-training follows), xt (more first rounds' LoRA rates, ':'-separated, whose predictions join the first's to
+    label the raw text), ep (few-shot epochs), hlr (head rate), st (raw
     sentences to self-train on, 0: off; default: fewshot's own, i.e. 1000 for `auto` from 20 shots), keep (the
     share of them kept), uw (the share of the kept words, least sure first, left out of the loss), ku=1 (tune on
     from add-language --adapt-encoder's encoder updates instead of starting anew); the profile
@@ -291,10 +292,10 @@ def parse_variant(spec: str, profile: Profile) -> Variant:
     if any("=" not in pair for pair in pairs):
         raise SystemExit(f"{spec!r}: options are key=value pairs after the mode, e.g. lang+head+lora/r=4")
     given = dict(pair.split("=", 1) for pair in pairs)
-    unknown = set(given) - {"r", "t", "l", "lr", "tlr", "ep", "hlr", "st", "keep", "uw", "ku"}
+    unknown = set(given) - {"r", "t", "l", "lr", "tlr", "xt", "ep", "hlr", "st", "keep", "uw", "ku"}
     if unknown:
         raise SystemExit(f"unknown key(s) {', '.join(sorted(unknown))} in {spec!r} "
-                         "(known: r, t, l, lr, tlr, ep, hlr, st, keep, uw, ku)")
+                         "(known: r, t, l, lr, tlr, xt, ep, hlr, st, keep, uw, ku)")
     if given.get("ku", "0") not in ("0", "1"):
         raise SystemExit(f"{spec!r}: ku is 1 (keep add-language's encoder updates) or 0")
     try:
@@ -302,7 +303,8 @@ def parse_variant(spec: str, profile: Profile) -> Variant:
                            targets=tuple(given["t"].split(":")) if "t" in given else tuple(profile.lora_targets),
                            lr=float(given.get("lr", profile.lora_lr)),
                            layers=given["l"].replace(":", ",") if "l" in given else profile.lora_layers,
-                           teacher_lr=float(given["tlr"]) if "tlr" in given else None)
+                           teacher_lr=float(given["tlr"]) if "tlr" in given else None,
+                           extra_teacher_lrs=tuple(float(r) for r in given["xt"].split(":")) if "xt" in given else ())
         check_targets(lora.targets)
     except HxError as exc:
         raise SystemExit(f"{spec!r}: {exc}") from None
@@ -618,7 +620,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--balanced", action="store_true", default=None,
                         help="hxtool's pretraining draws S POS and 2A MLM batches in expectation (as MAD-X)")
     parser.add_argument("--tune-modes", help="hxtool few-shot tuning modes, each its own system (comma-separated; "
-                        "default auto,lang+head); a mode may carry its own options (r, t, l, lr, tlr, ep, hlr, st, keep, "
+                        "default auto,lang+head); a mode may carry its own options (r, t, l, lr, tlr, xt, ep, hlr, st, keep, "
                         "uw: see parse_variant), e.g. lang+head+lora/r=4/t=value:ffn_in:ffn_out/l=0-5/lr=2e-3/ep=40 "
                         "or auto/keep=1/uw=0.2")
     parser.add_argument("--mlm-recipe", help="a recipe (e.g. recipes/many-languages.toml) whose MLM languages join "

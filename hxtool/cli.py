@@ -78,6 +78,16 @@ def _locked(folder: Path):
     return checkpoint_lock(folder, notify=err.print)
 
 
+def _rates(value: Optional[str], option: str) -> tuple[float, ...]:
+    """A comma-separated list of learning rates, e.g. "3e-4" or "3e-4,5e-4"."""
+    if not value:
+        return ()
+    try:
+        return tuple(float(part) for part in value.split(",") if part.strip())
+    except ValueError:
+        raise HxError(f"{option} takes learning rates separated by commas, e.g. 3e-4, not {value!r}") from None
+
+
 def _device(value: Optional[str]) -> str:
     from hxtool.model.backbone import default_device
 
@@ -271,6 +281,10 @@ def fewshot(
     lora_teacher_lr: Optional[float] = typer.Option(None, help="Their rate in the first round when self-training "
                                                     "follows (the round whose model labels the raw text); the "
                                                     "second round uses --lora-lr \\[default: --lora-lr]."),
+    extra_teacher_lr: Optional[str] = typer.Option(None, "--extra-teacher-lr", help="Comma-separated rates: when "
+                                                   "self-training follows, the first round runs once more at each, "
+                                                   "and the raw text is labelled by the mean of all those models' "
+                                                   "word probabilities; the second round goes on from the first."),
     self_train: Optional[int] = typer.Option(None, "--self-train", help="After tuning, label this many sentences "
                                              "of the language's raw text, keep the surer half and tune again on "
                                              "them and the shots; 0: off \\[default: 1000 with --tune auto from "
@@ -328,7 +342,8 @@ def fewshot(
             model.registry.lang_index(lang)
             config.pooling = trained_pooling(meta)
             lora = LoraOptions(rank=lora_rank, targets=tuple(t.strip() for t in lora_targets.split(",") if t.strip()),
-                               lr=lora_lr, layers=lora_layers, teacher_lr=lora_teacher_lr)
+                               lr=lora_lr, layers=lora_layers, teacher_lr=lora_teacher_lr,
+                               extra_teacher_lrs=_rates(extra_teacher_lr, "--extra-teacher-lr"))
             report = run_fewshot(model, meta, source, task, lang, train_data, eval_data, n, config, tune=tune,
                                  output=output, quiet=quiet, save_every=save_every, resume=resume,
                                  strict_labels=strict_labels, precision=precision, lora=lora,

@@ -132,6 +132,16 @@ def predict_with_confidence(model: HyperX, task: str, lang: str, sentences: list
     return _labelled(ids, labels), confidence
 
 
+@torch.inference_mode()
+def predict_distributions(model: HyperX, task: str, lang: str, sentences: list[list[str]], pooling: str = "first",
+                          max_length: int | None = None) -> list[list[list[float] | None]]:
+    """Each word's probabilities over the language's labels (None: a word past max_length, no chunk covered it)."""
+    word_logits = _hyperx_word_logits(model, task, lang, pooling)
+    out = _batched(lambda batch: word_logits(batch).float().softmax(-1), model.backbone.tokenizer, sentences,
+                   max_length or model_max_length(model), None, model.device, None, None)
+    return _per_word(sentences, [(p, probabilities.tolist()) for p, probabilities in out], None)
+
+
 def predict_tags(model: HyperX, task: str, lang: str, sentences: list[list[str]], batch_size: int | None = None,
                  pooling: str = "first", max_length: int | None = None, progress=None,
                  max_tokens: int | None = None) -> list[list[str]]:

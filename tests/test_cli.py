@@ -236,3 +236,9 @@ def test_fewshot_self_training_options(checkpoint: Path, tmp_path: Path) -> None
     assert event["lora"]["teacher_lr"] == 3e-4 and event["self_training"]["labelled"] == 8
     result = run(*common, "--n", "20", "--lora-teacher-lr", "0", "--output", tmp_path / "f", ok=False)
     assert result.exit_code == 1 and "--lora-teacher-lr" in result.stderr
+    result = run(*common, "--n", "20", "--self-train", "8", "--extra-teacher-lr", "3e-4,1e-4",
+                 "--output", tmp_path / "g")
+    assert json.loads((tmp_path / "g" / "config.json").read_text())["history"][-1]["lora"]["extra_teacher_lrs"] == \
+        [3e-4, 1e-4]
+    result = run(*common, "--n", "20", "--extra-teacher-lr", "slow", "--output", tmp_path / "h", ok=False)
+    assert result.exit_code == 1 and "--extra-teacher-lr takes learning rates" in result.stderr

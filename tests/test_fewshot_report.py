@@ -309,6 +309,8 @@ def test_a_variant_may_name_the_teacher_rate(curves):
     assert one_rate.teacher_lr is None and "teacher_lr" not in one_rate.record()  # old runs' signatures hold
     taught = curves.parse_variant("auto/tlr=3e-4", profile).lora
     assert taught.teacher_lr == 3e-4 and taught.record()["teacher_lr"] == 3e-4 and taught.lr == one_rate.lr
+    assert "extra_teacher_lrs" not in one_rate.record()
+    assert curves.parse_variant("auto/xt=3e-4:5e-4", profile).lora.extra_teacher_lrs == (3e-4, 5e-4)
 
 
 def test_report_merges_runs_of_different_targets_and_takes_chosen_targets(curves, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -14,9 +15,10 @@ from hxtool.data.labelled import read_labelled
 from hxtool.errors import HxError
 from hxtool.model.lora import LoraOptions
 from hxtool.store.session import load_model
-from hxtool.tagging import predict_tags, predict_with_confidence
+from hxtool.tagging import predict_distributions, predict_tags, predict_with_confidence
 from hxtool.workflows.fewshot import AUTO_LORA_FROM, default_self_training, fewshot
-from hxtool.workflows.self_training import SelfTraining, pseudo_labelled, requested, sample_raw_sentences, split_words
+from hxtool.workflows.self_training import (SelfTraining, Teachers, ensemble_tags, pseudo_labelled, requested,
+                                            sample_raw_sentences, split_words)
 from test_lora import fewshot_config, words
 
 
@@ -150,6 +152,58 @@ def test_the_teacher_rate_moves_the_first_round_only(checkpoint: Path, tmp_path:
     assert saved.registry.language("tr").fewshot[-1]["self_trained"] == taught_record["kept"]
     with pytest.raises(HxError, match="teacher"):
         run("bad", LoraOptions(teacher_lr=0.0))
+
+
+def test_an_ensemble_labels_with_the_mean_of_its_members_word_probabilities(checkpoint: Path) -> None:
+    model, _ = load_model(checkpoint)
+    sentences = words("tr")
+    params = list(model.own_head("pos", "tr").parameters())
+    own = [p.detach().clone() for p in params]
+    alone = predict_with_confidence(model, "pos", "tr", sentences, max_length=32)
+    assert ensemble_tags(model, "pos", "tr", sentences, "first", 32, Teachers(params, [own])) == alone
+    other = [p.detach() + torch.randn_like(p) for p in params]
+    tags, confidence = ensemble_tags(model, "pos", "tr", sentences, "first", 32, Teachers(params, [other]))
+    assert all(torch.equal(p, v) for p, v in zip(params, own))  # the model's own weights are back
+    mine = predict_distributions(model, "pos", "tr", sentences, max_length=32)
+    with torch.no_grad():
+        for p, v in zip(params, other):
+            p.copy_(v)
+    theirs = predict_distributions(model, "pos", "tr", sentences, max_length=32)
+    labels = model.registry.labels("pos", "tr")
+    for row_tags, row_confidence, row_mine, row_theirs in zip(tags, confidence, mine, theirs):
+        for tag, p, a, b in zip(row_tags, row_confidence, row_mine, row_theirs):
+            mean = (torch.tensor(a, dtype=torch.float64) + torch.tensor(b, dtype=torch.float64)) / 2
+            assert p == pytest.approx(float(mean.max())) and tag == labels[int(mean.argmax())]
+    assert tags != alone[0] or confidence != alone[1]
+
+
+def test_extra_teachers_label_the_raw_text_and_the_second_round_goes_on_from_the_first(checkpoint: Path,
+                                                                                      tmp_path: Path) -> None:
+    """An extra teacher at --lora-lr is the first round again (seeded alike, from the same start): the run is
+    bit-identical to one without it. One at another rate changes the labels, and other languages stay put."""
+    model, meta = load_model(checkpoint)
+    train = read_labelled("pos", TINY_DATA / "tr-pos-train.conllu")
+    snapshot = model.snapshot()
+    en_before = predict_tags(model, "pos", "en", words("en"))
+
+    def run(name: str, lora: LoraOptions) -> tuple[dict, dict]:
+        model.restore(snapshot)
+        report = fewshot(model, meta, checkpoint, "pos", "tr", train, None, 20, fewshot_config(3), tune="auto",
+                         quiet=True, output=tmp_path / name, lora=lora,
+                         self_training=SelfTraining(sentences=10, epochs=1))
+        return report.self_training, model.language_state("tr")
+
+    plain_record, plain_state = run("plain", LoraOptions(lr=3e-2))
+    same_record, same_state = run("same", LoraOptions(lr=3e-2, extra_teacher_lrs=(3e-2,)))
+    assert same_record == plain_record and all(torch.equal(same_state[k], plain_state[k]) for k in plain_state)
+    mixed_record, mixed_state = run("mixed", LoraOptions(lr=3e-2, extra_teacher_lrs=(1e-4,)))
+    assert mixed_record["confidence"] != plain_record["confidence"]
+    assert any(not torch.equal(mixed_state[k], plain_state[k]) for k in plain_state)
+    assert predict_tags(model, "pos", "en", words("en")) == en_before
+    saved = json.loads((tmp_path / "mixed" / "config.json").read_text())["history"][-1]
+    assert saved["lora"]["extra_teacher_lrs"] == [1e-4]
+    with pytest.raises(HxError, match="extra-teacher-lr"):
+        run("bad", LoraOptions(extra_teacher_lrs=(-1.0,)))
 
 
 def test_missing_raw_text_is_an_error_only_when_asked_for(checkpoint: Path, tmp_path: Path) -> None:

@@ -58,13 +58,18 @@ class LoraOptions:
     # fewshot only: the updates' rate in the first round when a self-training round follows, i.e. while the
     # model that will label the raw text is tuned on the shots alone (None: `lr`). The second round uses `lr`.
     teacher_lr: float | None = None
+    # fewshot only: rates of more first rounds (each from the same start, seeded alike) whose word probabilities
+    # are averaged with the first round's to label the raw text; the second round still goes on from the first.
+    extra_teacher_lrs: tuple[float, ...] = ()
 
     def record(self) -> dict:
-        """As JSON gives it back (targets a list): resume compares saved signatures with this. An unset
-        teacher_lr is left out, so runs from before it existed resume."""
-        record = {**dataclasses.asdict(self), "targets": list(self.targets)}
-        if self.teacher_lr is None:
-            del record["teacher_lr"]
+        """As JSON gives it back (targets a list): resume compares saved signatures with this. Unset teacher
+        options are left out, so runs from before they existed resume."""
+        record = {**dataclasses.asdict(self), "targets": list(self.targets),
+                  "extra_teacher_lrs": list(self.extra_teacher_lrs)}
+        for key in ("teacher_lr", "extra_teacher_lrs"):
+            if record[key] in (None, []):
+                del record[key]
         return record
 
     def layer_indices(self, count: int) -> tuple[int, ...] | None:

@@ -32,7 +32,7 @@ from hxtool.tagging import predict_tags, score_tags
 from hxtool.training.loop import Resumable, param_groups, train
 from hxtool.training.objectives import hyperx_loss
 from hxtool.training.resume import discard_state, first_stage_saved, later_stage_output, resume_dir
-from hxtool.workflows.self_training import (MAX_WORDS, MIN_WORDS, SelfTraining, language_corpus, mixed,
+from hxtool.workflows.self_training import (MAX_WORDS, MIN_WORDS, SelfTraining, Teachers, language_corpus, mixed,
                                             pseudo_labelled, sample_raw_sentences)
 
 TUNE_MODES = ("lang", "lang+head", "lang+head+lora", "all", "auto")
@@ -114,8 +114,9 @@ def fewshot(model: HyperX, meta: CheckpointMeta, checkpoint: Path, task: str, la
         lora_spec = lora.spec(model.backbone.num_layers)  # refuses layers it lacks
         if lora.rank < 1:
             raise HxError(f"--lora-rank must be at least 1, got {lora.rank}")
-        if lora.lr <= 0 or (lora.teacher_lr is not None and lora.teacher_lr <= 0):
-            raise HxError("--lora-lr and --lora-teacher-lr must be above 0")
+        if lora.lr <= 0 or (lora.teacher_lr is not None and lora.teacher_lr <= 0) or \
+                any(rate <= 0 for rate in lora.extra_teacher_lrs):
+            raise HxError("--lora-lr, --lora-teacher-lr and --extra-teacher-lr must be above 0")
     asked = self_training is not None
     self_training = resolve_self_training(self_training, tune, n)
     self_training.validate()
@@ -198,10 +199,17 @@ def fewshot(model: HyperX, meta: CheckpointMeta, checkpoint: Path, task: str, la
         rates[id(model.hypernet.embeddings.row)] = config.lr
         rates.update({id(p): lora.lr for p in lora_params})
         groups = param_groups(params, config.lr, rates)
-        first_groups = groups
-        if lora_params and self_training.sentences and lora.teacher_lr is not None:
-            # the model that labels the raw text moves its updates at their own rate (BENCHMARKS.md, issue 10)
-            first_groups = param_groups(params, config.lr, {**rates, **{id(p): lora.teacher_lr for p in lora_params}})
+        teaching = bool(lora_params and self_training.sentences)
+
+        def first_round_groups(rate: float | None) -> list:  # the updates at a teacher's rate (None: lora.lr)
+            return groups if rate is None else param_groups(params, config.lr, {**rates, **{id(p): rate
+                                                                                            for p in lora_params}})
+
+        first_groups = first_round_groups(lora.teacher_lr if teaching else None)
+        teachers = None
+        if teaching and lora.extra_teacher_lrs:
+            teachers = _extra_teachers(model, task, lang, chunks, config, params, lora.extra_teacher_lrs,
+                                       first_round_groups, quiet, precision)
         first_saved = first_stage_saved(output, _second_round_output(output))
         result = train(model, hyperx_loss(model, config.pooling), [stream], first_groups, config,
                        description=f"fewshot {task}/{lang} n={n}", quiet=quiet,
@@ -210,7 +218,7 @@ def fewshot(model: HyperX, meta: CheckpointMeta, checkpoint: Path, task: str, la
         second = None
         if self_training.sentences:  # a corpus is there: without one, sentences was set to 0 above
             second = _self_train(model, task, lang, shots, labels, corpus, self_training, config, groups, signature,
-                                 output, quiet, save_every, resume, precision)
+                                 output, quiet, save_every, resume, precision, teachers)
             if second is None:
                 note = (f"no self-training: {corpus} has no line of {MIN_WORDS}-{MAX_WORDS} words to label "
                         "(one sentence a line is expected)")
@@ -234,15 +242,34 @@ def _second_round_output(output: Path) -> Path:
     return later_stage_output(output, "self-train")
 
 
+def _extra_teachers(model: HyperX, task: str, lang: str, chunks: list, config: TrainConfig, params: list,
+                    rates: tuple[float, ...], groups_at, quiet: bool, precision: str | None) -> Teachers:
+    """The first round once more per rate, each from where it starts (seeded alike); the parameters are put back
+    to that start after. Not resumable: a resumed run repeats them, and being seeded they come out the same."""
+    start = [p.detach().clone() for p in params]
+    states = []
+    for rate in rates:
+        stream = TaggingStream(task, lang, chunks, config.batch_size, model.backbone.tokenizer.pad_token_id,
+                               config.seed)
+        train(model, hyperx_loss(model, config.pooling), [stream], groups_at(rate), config, quiet=quiet,
+              description=f"fewshot {task}/{lang}: teacher at {rate:g}", precision=precision)
+        states.append([p.detach().clone() for p in params])
+        with torch.no_grad():
+            for param, value in zip(params, start):
+                param.copy_(value)
+    return Teachers(params, states)
+
+
 def _self_train(model: HyperX, task: str, lang: str, shots: LabelledData, labels: list[str], corpus: Path | str,
                 plan: SelfTraining, config: TrainConfig, groups: list, signature: dict, output: Path, quiet: bool,
-                save_every: int, resume: bool, precision: str | None) -> dict | None:
+                save_every: int, resume: bool, precision: str | None, teachers: Teachers | None = None) -> dict | None:
     """The second round: label raw sentences with the model tuned so far, keep the surest, tune again on
     them and the shots (same parameters and rates). Returns what it did, for the checkpoint's history."""
     raw = sample_raw_sentences(corpus, plan.sentences, config.seed)
     if not raw:
         return None
-    pseudo = pseudo_labelled(model, task, lang, raw, plan.keep, config.pooling, config.max_length, plan.unsure_words)
+    pseudo = pseudo_labelled(model, task, lang, raw, plan.keep, config.pooling, config.max_length, plan.unsure_words,
+                             teachers)
     words, ids = mixed(shots, pseudo, plan.shot_repeats, labels)
     chunks = encode_sentences(model.backbone.tokenizer, words, config.max_length, ids)
     second = dataclasses.replace(config, steps=plan.epochs * math.ceil(len(words) / config.batch_size))

@@ -13,12 +13,14 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from hxtool.data.corpus import iter_corpus_lines
 from hxtool.data.batches import IGNORE
 from hxtool.data.labelled import LabelledData, label_ids
 from hxtool.errors import HxError
 from hxtool.model.hyperx import HyperX
-from hxtool.tagging import predict_with_confidence
+from hxtool.tagging import predict_distributions, predict_with_confidence
 
 # Raw lines are split into words the way UD treebanks mostly do: punctuation apart, a clitic that ends in
 # an apostrophe or a hyphen (Maltese `il-`, `b'`) as its own word.
@@ -103,12 +105,63 @@ class PseudoLabels:
                 for row, sure in zip(label_ids(self.data, labels), self.sure)]
 
 
+@dataclass
+class Teachers:
+    """More first-round models beside the tuned one (`states`: values of `params`, the parameters fewshot
+    tunes); the raw text's labels come from the mean of all their word probabilities."""
+
+    params: list[torch.nn.Parameter]
+    states: list[list[torch.Tensor]]
+
+
+def ensemble_tags(model: HyperX, task: str, lang: str, sentences: list[list[str]], pooling: str, max_length: int,
+                  teachers: Teachers) -> tuple[list[list[str]], list[list[float]]]:
+    """Tags and their probabilities under the mean of the teachers' and the model's word distributions (as
+    predict_with_confidence gives them for one model). The model's own weights are put back afterwards."""
+    own = [p.detach().clone() for p in teachers.params]
+    distributions = []
+    try:
+        for state in teachers.states:
+            _load(teachers.params, state)
+            distributions.append(predict_distributions(model, task, lang, sentences, pooling, max_length))
+    finally:
+        _load(teachers.params, own)
+    distributions.append(predict_distributions(model, task, lang, sentences, pooling, max_length))
+    labels = model.registry.labels(task, lang)
+    tags, confidence = [], []
+    for rows in zip(*distributions):
+        sentence_tags, sentence_confidence = [], []
+        for word in zip(*rows):
+            if any(d is None for d in word):  # past max_length: as predict_with_confidence, no tag, probability 0
+                sentence_tags.append("")
+                sentence_confidence.append(0.0)
+                continue
+            mean = [sum(values) / len(values) for values in zip(*word)]
+            best = max(range(len(mean)), key=mean.__getitem__)
+            sentence_tags.append(labels[best])
+            sentence_confidence.append(mean[best])
+        tags.append(sentence_tags)
+        confidence.append(sentence_confidence)
+    return tags, confidence
+
+
+def _load(params: list[torch.nn.Parameter], values: list[torch.Tensor]) -> None:
+    with torch.no_grad():
+        for param, value in zip(params, values):
+            param.copy_(value)
+
+
 def pseudo_labelled(model: HyperX, task: str, lang: str, sentences: list[list[str]], keep: float,
-                    pooling: str, max_length: int, unsure_words: float = 0.0) -> PseudoLabels:
+                    pooling: str, max_length: int, unsure_words: float = 0.0,
+                    teachers: Teachers | None = None) -> PseudoLabels:
     """The `keep` share of `sentences` the model tags most confidently (mean word probability), with its
     tags; then the `unsure_words` share of their words with the lowest probability is left out of the loss
-    (a sentence left with no word at all is dropped: it would teach nothing)."""
-    tags, confidence = predict_with_confidence(model, task, lang, sentences, pooling, max_length)
+    (a sentence left with no word at all is dropped: it would teach nothing). With `teachers`, the tags and
+    probabilities are those of the mean of their word distributions and the model's."""
+    if teachers is None:
+        tags, confidence = predict_with_confidence(model, task, lang, sentences, pooling, max_length)
+    else:
+        tags, confidence = ensemble_tags(model, task, lang, sentences, pooling, max_length, teachers)
     mean = [sum(c) / len(c) for c in confidence]
     order = sorted(range(len(sentences)), key=lambda i: -mean[i])[:max(1, round(keep * len(sentences)))]
     words = sorted(c for i in order for c in confidence[i])
