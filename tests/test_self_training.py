@@ -125,9 +125,9 @@ def test_the_second_round_changes_the_tuned_model(checkpoint: Path, tmp_path: Pa
     assert any(not torch.equal(two_rounds[k], words_left_out[k]) for k in two_rounds)
 
 
-def test_the_teacher_rate_moves_the_first_round_only(checkpoint: Path, tmp_path: Path) -> None:
-    """--lora-teacher-lr: the model that labels the raw text is the one a run at that rate would have tuned,
-    the second round then moves the updates at --lora-lr; set to --lora-lr it changes nothing."""
+def self_trainer(checkpoint: Path, tmp_path: Path):
+    """fewshot on 20 tr sentences with a 10-sentence second round, each call from the same loaded model: returns
+    a run(name, lora) -> (the second round's record, tr's state after), and the model."""
     model, meta = load_model(checkpoint)
     train = read_labelled("pos", TINY_DATA / "tr-pos-train.conllu")
     snapshot = model.snapshot()
@@ -138,7 +138,13 @@ def test_the_teacher_rate_moves_the_first_round_only(checkpoint: Path, tmp_path:
                          quiet=True, output=tmp_path / name, lora=lora,
                          self_training=SelfTraining(sentences=10, epochs=1))
         return report.self_training, model.language_state("tr")
+    return run, model
 
+
+def test_the_teacher_rate_moves_the_first_round_only(checkpoint: Path, tmp_path: Path) -> None:
+    """--lora-teacher-lr: the model that labels the raw text is the one a run at that rate would have tuned,
+    the second round then moves the updates at --lora-lr; set to --lora-lr it changes nothing."""
+    run, _ = self_trainer(checkpoint, tmp_path)
     slow, fast = 1e-4, 3e-2
     slow_record, slow_state = run("slow", LoraOptions(lr=slow, teacher_lr=None))  # one rate in both rounds
     fast_record, fast_state = run("fast", LoraOptions(lr=fast, teacher_lr=None))
@@ -181,18 +187,8 @@ def test_extra_teachers_label_the_raw_text_and_the_second_round_goes_on_from_the
                                                                                       tmp_path: Path) -> None:
     """An extra teacher at --lora-lr is the first round again (seeded alike, from the same start): the run is
     bit-identical to one without it. One at another rate changes the labels, and other languages stay put."""
-    model, meta = load_model(checkpoint)
-    train = read_labelled("pos", TINY_DATA / "tr-pos-train.conllu")
-    snapshot = model.snapshot()
+    run, model = self_trainer(checkpoint, tmp_path)
     en_before = predict_tags(model, "pos", "en", words("en"))
-
-    def run(name: str, lora: LoraOptions) -> tuple[dict, dict]:
-        model.restore(snapshot)
-        report = fewshot(model, meta, checkpoint, "pos", "tr", train, None, 20, fewshot_config(3), tune="auto",
-                         quiet=True, output=tmp_path / name, lora=lora,
-                         self_training=SelfTraining(sentences=10, epochs=1))
-        return report.self_training, model.language_state("tr")
-
     plain_record, plain_state = run("plain", LoraOptions(lr=3e-2))
     same_record, same_state = run("same", LoraOptions(lr=3e-2, extra_teacher_lrs=(3e-2,)))
     assert same_record == plain_record and all(torch.equal(same_state[k], plain_state[k]) for k in plain_state)
