@@ -275,7 +275,7 @@ def parse_variant(spec: str, profile: Profile) -> Variant:
     """`MODE` or `MODE/key=value/...` with keys r (LoRA rank), t (LoRA targets, ':'-separated), l (LoRA
     layers: all, lower-half, 0-5 or 0:2:4), lr (LoRA rate), tlr (LoRA rate of the first round when
     self-training follows), xt (more first rounds' LoRA rates, ':'-separated, whose predictions join the first's to
-    label the raw text), ep (few-shot epochs), hlr (head rate), st (raw
+    label the raw text; none: the first round alone), ep (few-shot epochs), hlr (head rate), st (raw
     sentences to self-train on, 0: off; default: fewshot's own, i.e. 1000 for `auto` from 20 shots), keep (the
     share of them kept), uw (the share of the kept words, least sure first, left out of the loss), ku=1 (tune on
     from add-language --adapt-encoder's encoder updates instead of starting anew); the profile
@@ -304,7 +304,8 @@ def parse_variant(spec: str, profile: Profile) -> Variant:
                            lr=float(given.get("lr", profile.lora_lr)),
                            layers=given["l"].replace(":", ",") if "l" in given else profile.lora_layers,
                            teacher_lr=float(given["tlr"]) if "tlr" in given else None,
-                           extra_teacher_lrs=tuple(float(r) for r in given["xt"].split(":")) if "xt" in given else ())
+                           extra_teacher_lrs=LoraOptions.extra_teacher_lrs if "xt" not in given else () if
+                           given["xt"] == "none" else tuple(float(r) for r in given["xt"].split(":")))
         check_targets(lora.targets)
     except HxError as exc:
         raise SystemExit(f"{spec!r}: {exc}") from None

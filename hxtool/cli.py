@@ -80,7 +80,7 @@ def _locked(folder: Path):
 
 def _rates(value: Optional[str], option: str) -> tuple[float, ...]:
     """A comma-separated list of learning rates, e.g. "3e-4" or "3e-4,5e-4"."""
-    if not value:
+    if not value or value.strip() == "none":
         return ()
     try:
         return tuple(float(part) for part in value.split(",") if part.strip())
@@ -281,10 +281,10 @@ def fewshot(
     lora_teacher_lr: Optional[float] = typer.Option(None, help="Their rate in the first round when self-training "
                                                     "follows (the round whose model labels the raw text); the "
                                                     "second round uses --lora-lr \\[default: --lora-lr]."),
-    extra_teacher_lr: Optional[str] = typer.Option(None, "--extra-teacher-lr", help="Comma-separated rates: when "
-                                                   "self-training follows, the first round runs once more at each, "
-                                                   "and the raw text is labelled by the mean of all those models' "
-                                                   "word probabilities; the second round goes on from the first."),
+    extra_teacher_lr: str = typer.Option("3e-4", "--extra-teacher-lr", help="Comma-separated rates: when "
+                                         "self-training follows, the first round runs once more at each, and the raw "
+                                         "text is labelled by the mean of all those models' word probabilities; the "
+                                         "second round goes on from the first. none: the first round alone."),
     self_train: Optional[int] = typer.Option(None, "--self-train", help="After tuning, label this many sentences "
                                              "of the language's raw text, keep the surer half and tune again on "
                                              "them and the shots; 0: off \\[default: 1000 with --tune auto from "

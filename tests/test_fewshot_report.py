@@ -304,12 +304,15 @@ def test_a_variant_with_impossible_self_training_options_fails_before_any_work(c
 
 
 def test_a_variant_may_name_the_teacher_rate(curves):
+    from hxtool.model.lora import LoraOptions
+
     profile = curves.PROFILES["quick"]
     one_rate = curves.parse_variant("auto", profile).lora
     assert one_rate.teacher_lr is None and "teacher_lr" not in one_rate.record()  # old runs' signatures hold
     taught = curves.parse_variant("auto/tlr=3e-4", profile).lora
     assert taught.teacher_lr == 3e-4 and taught.record()["teacher_lr"] == 3e-4 and taught.lr == one_rate.lr
-    assert "extra_teacher_lrs" not in one_rate.record()
+    assert one_rate.extra_teacher_lrs == LoraOptions.extra_teacher_lrs != ()  # fewshot's default
+    assert "extra_teacher_lrs" not in curves.parse_variant("auto/xt=none", profile).lora.record()
     assert curves.parse_variant("auto/xt=3e-4:5e-4", profile).lora.extra_teacher_lrs == (3e-4, 5e-4)
 
 

@@ -146,13 +146,13 @@ def test_the_teacher_rate_moves_the_first_round_only(checkpoint: Path, tmp_path:
     the second round then moves the updates at --lora-lr; set to --lora-lr it changes nothing."""
     run, _ = self_trainer(checkpoint, tmp_path)
     slow, fast = 1e-4, 3e-2
-    slow_record, slow_state = run("slow", LoraOptions(lr=slow, teacher_lr=None))  # one rate in both rounds
-    fast_record, fast_state = run("fast", LoraOptions(lr=fast, teacher_lr=None))
-    taught_record, taught_state = run("taught", LoraOptions(lr=fast, teacher_lr=slow))
+    slow_record, slow_state = run("slow", LoraOptions(lr=slow, teacher_lr=None, extra_teacher_lrs=()))  # one rate in both rounds
+    fast_record, fast_state = run("fast", LoraOptions(lr=fast, teacher_lr=None, extra_teacher_lrs=()))
+    taught_record, taught_state = run("taught", LoraOptions(lr=fast, teacher_lr=slow, extra_teacher_lrs=()))
     assert taught_record == slow_record != fast_record  # the same labelled raw text, the same confidence
     updates = [k for k in taught_state if k.startswith("lora.")]
     assert updates and all(not torch.equal(taught_state[k], slow_state[k]) for k in updates)
-    same_record, same_state = run("same", LoraOptions(lr=fast, teacher_lr=fast))
+    same_record, same_state = run("same", LoraOptions(lr=fast, teacher_lr=fast, extra_teacher_lrs=()))
     assert same_record == fast_record and all(torch.equal(same_state[k], fast_state[k]) for k in fast_state)
     saved = load_model(tmp_path / "taught")[0]
     assert saved.registry.language("tr").fewshot[-1]["self_trained"] == taught_record["kept"]
@@ -189,7 +189,7 @@ def test_extra_teachers_label_the_raw_text_and_the_second_round_goes_on_from_the
     bit-identical to one without it. One at another rate changes the labels, and other languages stay put."""
     run, model = self_trainer(checkpoint, tmp_path)
     en_before = predict_tags(model, "pos", "en", words("en"))
-    plain_record, plain_state = run("plain", LoraOptions(lr=3e-2))
+    plain_record, plain_state = run("plain", LoraOptions(lr=3e-2, extra_teacher_lrs=()))
     same_record, same_state = run("same", LoraOptions(lr=3e-2, extra_teacher_lrs=(3e-2,)))
     assert same_record == plain_record and all(torch.equal(same_state[k], plain_state[k]) for k in plain_state)
     mixed_record, mixed_state = run("mixed", LoraOptions(lr=3e-2, extra_teacher_lrs=(1e-4,)))

@@ -60,7 +60,9 @@ class LoraOptions:
     teacher_lr: float | None = None
     # fewshot only: rates of more first rounds (each from the same start, seeded alike) whose word probabilities
     # are averaged with the first round's to label the raw text; the second round still goes on from the first.
-    extra_teacher_lrs: tuple[float, ...] = ()
+    # One at 3e-4 beside the first round's 1e-3: ug at full fine-tuning's level or above without mt's loss
+    # (a teacher at 3e-4 alone cost mt; CPU suite, 3 seeds, BENCHMARKS.md, issue 10). () : the first round alone.
+    extra_teacher_lrs: tuple[float, ...] = (3e-4,)
 
     def record(self) -> dict:
         """As JSON gives it back (targets a list): resume compares saved signatures with this. Unset teacher

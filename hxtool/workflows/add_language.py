@@ -38,7 +38,7 @@ class EncoderAdaptation:
 
     steps: int = 100
     anchor: float = 1.0  # weight of the taggers' KL term; 0 is plain MLM, which wrecked tagging in our runs
-    lora: LoraOptions = field(default_factory=LoraOptions)
+    lora: LoraOptions = field(default_factory=lambda: LoraOptions(extra_teacher_lrs=()))  # one round: no teachers
 
     def record(self) -> dict:
         """As JSON gives it back, or a resumed run would never match the saved signature."""
