@@ -72,6 +72,9 @@ BEFORE_OPTION = {"lora_layers": "all", "adapt_encoder": False}
 # Options that change n = 0 alone: few-shot starts add-language's encoder updates anew (since 2026-11-27), so a
 # file's n > 0 cells merge with another's n = 0 cells of the same system whatever these were.
 ZERO_SHOT_ONLY = ("adapt_encoder", "anchor", "adapt_steps")
+# Options of the language's low-rank updates: they change only cells whose tuning mode had updates (`auto` from 20
+# sentences), so such cells merge with another file's cells of the same system that had none.
+LORA_ONLY = ("lora_rank", "lora_targets", "lora_layers", "lora_lr")
 # Extra score rows: hxtool at n=0 with the untrained mean row instead of the learned one; MAD-X at n=0
 # keeping a source language adapter.
 DIAGNOSTICS = ("hxtool_meanrow", "madx_no_swap")
@@ -801,20 +804,29 @@ def report(paths: list[Path], output: Path | None) -> int:
                                if k != "tune_modes"}
     by_system: dict[str, dict] = {}
     has_zero_shot: dict[str, bool] = {}  # whether a file with the system's n = 0 set its ZERO_SHOT_ONLY options
+    has_updates: dict[str, bool] = {}  # whether a file whose cells tuned low-rank updates set its LORA_ONLY options
     for r in hxtool_runs:
         for system in {row["system"] for row in r["scores"] if row["system"].startswith("hxtool")}:
-            few_shot_only = all(row["n"] > 0 for row in r["scores"] if row["system"] == system)
+            rows = [row for row in r["scores"] if row["system"] == system]
+            few_shot_only = all(row["n"] > 0 for row in rows)
+            tunes_updates = any("lora" in row.get("tune", "") for row in rows)  # `auto` below 20: row + head only
             mine = options(r["profile"])
             if system not in by_system:
                 by_system[system], has_zero_shot[system] = dict(mine), not few_shot_only
+                has_updates[system] = tunes_updates
                 continue
             loose = few_shot_only or not has_zero_shot[system]
-            if any(by_system[system][k] != mine[k] for k in mine if not (loose and k in ZERO_SHOT_ONLY)):
+            loose_updates = not tunes_updates or not has_updates[system]
+            if any(by_system[system][k] != mine[k] for k in mine
+                   if not (loose and k in ZERO_SHOT_ONLY) and not (loose_updates and k in LORA_ONLY)):
                 raise SystemExit(f"these hxtool result files score {system} with different tuning options; "
                                  "merging them would mix setups")
             if not few_shot_only:
                 by_system[system].update({k: mine[k] for k in ZERO_SHOT_ONLY})
                 has_zero_shot[system] = True
+            if tunes_updates:
+                by_system[system].update({k: mine[k] for k in LORA_ONLY})
+                has_updates[system] = True
     cells = [(row["system"], row["target"], row["n"], row["seed"]) for r in runs for row in r["scores"]]
     counts = Counter(cells)
     if len(counts) < len(cells):

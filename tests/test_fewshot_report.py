@@ -17,11 +17,13 @@ def curves():
 
 
 def write_run(curves, path: Path, system: str, scores: list[tuple[int, int, float]], seconds: float,
-              profile=None) -> Path:
+              profile=None, tune: str | None = None) -> Path:
+    """A result file; `tune`: the mode its n > 0 cells record having run (as the suite writes it)."""
     profile = profile or curves.PROFILES["quick"]
     run = curves.Run(profile=dataclasses.asdict(profile), meta={"seconds": {system: seconds, "total": seconds}})
     for n, seed, upos in scores:
-        run.scores.append({"system": system, "target": "ug", "n": n, "seed": seed, "upos": upos})
+        run.scores.append({"system": system, "target": "ug", "n": n, "seed": seed, "upos": upos,
+                           **({"tune": tune} if tune and n > 0 else {})})
     run.stages.append({"system": system, "stage": "fewshot ug n=20 seed=1", "steps": 10, "seconds": 5.0,
                        "trainable": 7})
     run.cost[system] = {"bytes_zero_shot": 328, "bytes_tuned": 26_700}
@@ -68,10 +70,26 @@ def test_report_merges_baselines_that_predate_the_tuning_options(curves, tmp_pat
     merged = json.loads((tmp_path / "merged.json").read_text())
     assert merged["profile"]["tune_modes"] == list(curves.PROFILES["quick"].tune_modes)  # hxtool's profile kept
     assert {r["system"] for r in merged["scores"]} == {"hxtool", "full_ft", "madx"}
-    other = dataclasses.replace(curves.PROFILES["quick"], lora_rank=4)
-    hx4 = write_run(curves, tmp_path / "hx4.json", "hxtool", [(0, 0, 71.0)], 1.0, profile=other)
+    other = dataclasses.replace(curves.PROFILES["quick"], pretrain_lr=3e-4)
+    hx3 = write_run(curves, tmp_path / "hx3.json", "hxtool", [(20, 1, 71.0)], 1.0, profile=other)
     with pytest.raises(SystemExit, match="score hxtool with different tuning options"):
-        curves.report([hx, hx4], None)
+        curves.report([hx, hx3], None)
+
+
+def test_report_checks_the_updates_options_only_where_cells_tuned_updates(curves, tmp_path):
+    """`auto` below 20 sentences tunes row + head: such cells merge with cells of the same system whose low-rank
+    updates had other options; two files whose cells both tuned updates with different options do not merge."""
+    qv = dataclasses.replace(curves.PROFILES["quick"], lora_targets=("query", "value"))
+    small = write_run(curves, tmp_path / "small.json", "hxtool", [(0, 0, 70.0), (5, 1, 75.0)], 1.0, profile=qv,
+                      tune="lang+head")
+    large = write_run(curves, tmp_path / "large.json", "hxtool", [(20, 1, 80.0)], 1.0, tune="lang+head+lora")
+    for order in ([small, large], [large, small]):
+        assert curves.report(order, tmp_path / "merged.json") == 0
+    qv_large = write_run(curves, tmp_path / "qv_large.json", "hxtool", [(50, 1, 81.0)], 1.0, profile=qv,
+                         tune="lang+head+lora")
+    for order in ([large, qv_large], [small, large, qv_large], [qv_large, small, large]):
+        with pytest.raises(SystemExit, match="different tuning options"):
+            curves.report(order, None)
 
 
 def test_report_merges_systems_of_different_options_and_says_which(curves, tmp_path, capsys):
@@ -428,7 +446,7 @@ def test_report_joins_zero_shot_cells_of_another_add_language_to_few_shot_cells(
                            profile=row_only)
     with pytest.raises(SystemExit, match="different tuning options"):
         curves.report([zero, plain_zero], None)
-    rank4 = write_run(curves, tmp_path / "rank4.json", "hxtool", [(50, 1, 81.0)], 1.0,
-                      profile=dataclasses.replace(curves.PROFILES["quick"], lora_rank=4))
+    slower = write_run(curves, tmp_path / "slower.json", "hxtool", [(50, 1, 81.0)], 1.0,
+                       profile=dataclasses.replace(curves.PROFILES["quick"], pretrain_lr=3e-4))
     with pytest.raises(SystemExit, match="different tuning options"):  # other options still count at n > 0
-        curves.report([zero, rank4], None)
+        curves.report([zero, slower], None)
