@@ -279,8 +279,9 @@ def fewshot(
                                     "L/2 - 1, 0 nearest the input), all, or numbers and ranges such as 0-5 or 0,2,4."),
     lora_lr: float = typer.Option(1e-3, help="Learning rate of the low-rank updates."),
     lora_teacher_lr: Optional[float] = typer.Option(None, help="Their rate in the first round when self-training "
-                                                    "follows (the round whose model labels the raw text); the "
-                                                    "second round uses --lora-lr \\[default: --lora-lr]."),
+                                                    "follows (the round the second goes on from, and one of the "
+                                                    "raw text's labellers); the second round uses --lora-lr "
+                                                    "\\[default: --lora-lr]."),
     extra_teacher_lr: str = typer.Option("3e-4", "--extra-teacher-lr", help="Comma-separated rates: when "
                                          "self-training follows, the first round runs once more at each, and the raw "
                                          "text is labelled by the mean of all those models' word probabilities; the "

@@ -98,6 +98,13 @@ class Resumable:
     signature: dict[str, Any] = field(default_factory=dict)
 
 
+def copy_into(params: list[nn.Parameter], values: list[torch.Tensor]) -> None:
+    """Put saved values (say `[p.detach().clone() for p in params]`) back into the parameters, in place."""
+    with torch.no_grad():
+        for param, value in zip(params, values):
+            param.copy_(value)
+
+
 def param_groups(params: list[nn.Parameter], lr: float,
                  rates: dict[int, float] | None = None) -> list[tuple[list[nn.Parameter], float]]:
     """Group parameters by learning rate; `rates` maps id(param) to a rate other than `lr`."""
@@ -264,9 +271,7 @@ def train(module: nn.Module, loss: LossFn, streams: list, groups: list[tuple[lis
     result.seconds = time.perf_counter() - clock
     maybe_evaluate(config.steps)
     if best_state is not None:
-        with torch.no_grad():
-            for param, value in zip(params, best_state):
-                param.copy_(value)
+        copy_into(params, best_state)
     module.eval()
     _summarise(result, losses.tolist(), [schedule.sample(s) for s in range(config.steps)], start)
     return result

@@ -29,7 +29,7 @@ from hxtool.model.hyperx import HyperX
 from hxtool.model.lora import LoraOptions, check_targets
 from hxtool.store.session import save_model
 from hxtool.tagging import predict_tags, score_tags
-from hxtool.training.loop import Resumable, param_groups, train
+from hxtool.training.loop import Resumable, copy_into, param_groups, train
 from hxtool.training.objectives import hyperx_loss
 from hxtool.training.resume import discard_state, first_stage_saved, later_stage_output, resume_dir
 from hxtool.workflows.self_training import (MAX_WORDS, MIN_WORDS, SelfTraining, Teachers, language_corpus, mixed,
@@ -254,9 +254,7 @@ def _extra_teachers(model: HyperX, task: str, lang: str, chunks: list, config: T
         train(model, hyperx_loss(model, config.pooling), [stream], groups_at(rate), config, quiet=quiet,
               description=f"fewshot {task}/{lang}: teacher at {rate:g}", precision=precision)
         states.append([p.detach().clone() for p in params])
-        with torch.no_grad():
-            for param, value in zip(params, start):
-                param.copy_(value)
+        copy_into(params, start)
     return Teachers(params, states)
 
 

@@ -23,6 +23,7 @@ from hxtool.data.labelled import LabelledData, label_ids
 from hxtool.errors import HxError
 from hxtool.model.hyperx import HyperX
 from hxtool.tagging import predict_distributions, predict_with_confidence
+from hxtool.training.loop import copy_into
 
 # Raw lines are split into words the way UD treebanks mostly do: punctuation apart, a clitic that ends in
 # an apostrophe or a hyphen (Maltese `il-`, `b'`) as its own word.
@@ -124,10 +125,10 @@ def ensemble_tags(model: HyperX, task: str, lang: str, sentences: list[list[str]
     distributions = []
     try:
         for state in teachers.states:
-            _load(teachers.params, state)
+            copy_into(teachers.params, state)
             distributions.append(predict_distributions(model, task, lang, sentences, pooling, max_length))
     finally:
-        _load(teachers.params, own)
+        copy_into(teachers.params, own)
     distributions.append(predict_distributions(model, task, lang, sentences, pooling, max_length))
     labels = model.registry.labels(task, lang)
     tags, confidence = [], []
@@ -145,12 +146,6 @@ def ensemble_tags(model: HyperX, task: str, lang: str, sentences: list[list[str]
         tags.append(sentence_tags)
         confidence.append(sentence_confidence)
     return tags, confidence
-
-
-def _load(params: list[torch.nn.Parameter], values: list[torch.Tensor]) -> None:
-    with torch.no_grad():
-        for param, value in zip(params, values):
-            param.copy_(value)
 
 
 def pseudo_labelled(model: HyperX, task: str, lang: str, sentences: list[list[str]], keep: float,
