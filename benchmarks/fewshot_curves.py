@@ -301,6 +301,15 @@ def parse_variant(spec: str, profile: Profile) -> Variant:
                          "(known: r, t, l, lr, tlr, xt, ep, hlr, st, keep, uw, ku)")
     if given.get("ku", "0") not in ("0", "1"):
         raise SystemExit(f"{spec!r}: ku is 1 (keep add-language's encoder updates) or 0")
+    for key in ("r", "ep", "st"):
+        if key in given and not given[key].lstrip("-").isdigit():
+            raise SystemExit(f"{spec!r}: {key} is a whole number, not {given[key]!r}")
+    for key in ("lr", "tlr", "hlr", "keep", "uw", *(("xt",) if given.get("xt") != "none" else ())):
+        for value in given[key].split(":") if key in given else ():
+            try:
+                float(value)
+            except ValueError:
+                raise SystemExit(f"{spec!r}: {key} is a number (e.g. 3e-4), not {value!r}") from None
     try:
         lora = LoraOptions(rank=int(given.get("r", profile.lora_rank)),
                            targets=tuple(given["t"].split(":")) if "t" in given else tuple(profile.lora_targets),
@@ -651,7 +660,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="run nothing: merge these result files (e.g. one per --systems run) and print the "
                              "tables; JSON:system,... takes only those systems of a file (system>name renames one), "
                              "JSON@target,... only those targets, JSON#n,... only those shots "
-                             "(e.g. a.json:hxtool,hxtool_meanrow@mt#0,5)")
+                             "(e.g. a.json:hxtool,hxtool_meanrow@mt#0,5); files of other targets, shots or seeds "
+                             "merge, a cell scored in two files is refused")
     args = parser.parse_args(argv)
     if args.report:
         return report(args.report, args.output)
@@ -789,8 +799,10 @@ def report(paths: list[Path], output: Path | None) -> int:
     # The few-shot tuning options touch hxtool alone: a baseline's file may predate them or differ in them.
     # Targets are independent of each other (add-language starts each from the pretrained rows' mean), and so
     # are the runs at each n (each starts from the same snapshot), so files of different targets or shots
-    # merge; a (system, target, n, seed) twice is refused below.
-    shared = lambda profile: {k: v for k, v in profile.items() if k not in (*HXTOOL_ONLY, "targets", "shots")}
+    # merge; so do runs of other seeds (a stopped run finished by one of its missing seeds); a (system, target,
+    # n, seed) twice is refused below.
+    shared = lambda profile: {k: v for k, v in profile.items()
+                              if k not in (*HXTOOL_ONLY, "targets", "shots", "seeds")}
     profiles = {json.dumps(shared(r["profile"]), sort_keys=True) for r in runs}
     if len(profiles) > 1:
         raise SystemExit("these result files come from different profiles; merging them would mix setups")
@@ -835,7 +847,8 @@ def report(paths: list[Path], output: Path | None) -> int:
     first = (hxtool_runs or runs)[0]
     targets = list(dict.fromkeys(t for r in runs for t in r["profile"]["targets"]))
     shots = sorted({n for r in runs for n in r["profile"]["shots"]})
-    merged = Run(profile={**first["profile"], "targets": targets, "shots": shots},
+    seeds = sorted({seed for r in runs for seed in r["profile"]["seeds"]})
+    merged = Run(profile={**first["profile"], "targets": targets, "shots": shots, "seeds": seeds},
                  meta={**first["meta"], "merged_from": [str(p) for p in paths], "seconds": {}})
     for r in runs:
         merged.scores += r["scores"]

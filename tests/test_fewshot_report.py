@@ -321,6 +321,14 @@ def test_a_variant_with_impossible_self_training_options_fails_before_any_work(c
             curves.parse_variant(spec, profile)
 
 
+def test_a_variant_with_a_value_that_is_not_a_number_says_which(curves):
+    profile = curves.PROFILES["quick"]
+    for spec, key in (("auto/lr=fast", "lr"), ("auto/tlr=3e-4x", "tlr"), ("auto/xt=3e-4:slow", "xt"),
+                      ("auto/r=8.5", "r"), ("auto/ep=many", "ep"), ("auto/keep=half", "keep")):
+        with pytest.raises(SystemExit, match=f": {key} is a "):
+            curves.parse_variant(spec, profile)
+
+
 def test_a_variant_may_name_the_teacher_rate(curves):
     from hxtool.model.lora import LoraOptions
 
@@ -332,6 +340,22 @@ def test_a_variant_may_name_the_teacher_rate(curves):
     assert one_rate.extra_teacher_lrs == LoraOptions.extra_teacher_lrs != ()  # fewshot's default
     assert "extra_teacher_lrs" not in curves.parse_variant("auto/xt=none", profile).lora.record()
     assert curves.parse_variant("auto/xt=3e-4:5e-4", profile).lora.extra_teacher_lrs == (3e-4, 5e-4)
+
+
+def test_report_completes_a_stopped_run_with_a_run_of_its_missing_seed(curves, tmp_path, capsys):
+    stopped = write_run(curves, tmp_path / "stopped.json", "hxtool", [(20, 1, 74.0), (20, 2, 76.0)], 9.0,
+                        profile=dataclasses.replace(curves.PROFILES["quick"], seeds=(1, 2, 3)))
+    last = write_run(curves, tmp_path / "last.json", "hxtool", [(20, 3, 78.0)], 4.0,
+                     profile=dataclasses.replace(curves.PROFILES["quick"], seeds=(3,)))
+    merged_path = tmp_path / "merged.json"
+    assert curves.report([stopped, last], merged_path) == 0
+    merged = json.loads(merged_path.read_text())
+    assert merged["profile"]["seeds"] == [1, 2, 3]
+    assert "| ug | hxtool | 76.00 ± 2.00 |" in capsys.readouterr().out
+    again = write_run(curves, tmp_path / "again.json", "hxtool", [(20, 2, 77.0)], 4.0,
+                      profile=dataclasses.replace(curves.PROFILES["quick"], seeds=(2,)))
+    with pytest.raises(SystemExit, match="more than one file scores hxtool"):
+        curves.report([stopped, again], tmp_path / "refused.json")
 
 
 def test_report_merges_runs_of_different_targets_and_takes_chosen_targets(curves, tmp_path):
