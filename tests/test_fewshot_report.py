@@ -474,3 +474,34 @@ def test_report_joins_zero_shot_cells_of_another_add_language_to_few_shot_cells(
                        profile=dataclasses.replace(curves.PROFILES["quick"], pretrain_lr=3e-4))
     with pytest.raises(SystemExit, match="different tuning options"):  # other options still count at n > 0
         curves.report([zero, slower], None)
+
+
+def test_zero_shot_development_languages_run_at_n_0_only(curves, tmp_path, capsys):
+    """kk, ta, zh, ar are targets for zero-shot choices only: they need no few-shot pool (none is read), and
+    asking them for shots stops before any work with one line."""
+    import shutil
+
+    import torch
+
+    data = tmp_path / "data"
+    layout = {**{k: v for k, v in SUITE_LAYOUT.items() if k.startswith(("ud/en", "ud/tr", "raw/en", "raw/tr"))},
+              "ud/kk_ktb/test.conllu": "fo-pos-test.conllu", "raw/kk.txt": "fo-raw.txt"}
+    for dest, source in layout.items():
+        (data / dest).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(TINY_DATA / source, data / dest)
+    args = ["--quick", "--systems", "hxtool", "--data-dir", str(data), "--base-model", "tiny-random:xlm-roberta",
+            "--source-steps", "4", "--lang-steps", "2", "--targets", "kk", "--eval-limit", "8"]
+    with pytest.raises(SystemExit):
+        curves.main([*args, "--shots", "0,5", "--output", str(tmp_path / "refused.json")])
+    assert "kk: zero-shot development languages" in capsys.readouterr().err
+    out = tmp_path / "kk.json"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert curves.main([*args, "--shots", "0", "--output", str(out)]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    scores = json.loads(out.read_text())["scores"]
+    assert {(r["target"], r["n"]) for r in scores} == {("kk", 0)}
+    assert {"hxtool", "hxtool_meanrow"} <= {r["system"] for r in scores}
+    assert not (tmp_path / "refused.json").exists()
