@@ -195,7 +195,9 @@ def add_language_cmd(
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run of the same command."),
     adapt_encoder: bool = typer.Option(False, "--adapt-encoder", help="Then also train the language's own "
                                        "low-rank encoder updates (0.74 MB) by MLM on the same text, anchored "
-                                       "so that the taggers still read what they read before."),
+                                       "so that the taggers still read what they read before. Experimental: "
+                                       "it helped Maltese and Uyghur zero-shot and hurt Faroese, Arabic and "
+                                       "Chinese in our runs (BENCHMARKS.md)."),
     adapt_steps: int = typer.Option(100, help="Steps of the --adapt-encoder stage."),
     anchor: float = typer.Option(1.0, help="Weight of the --adapt-encoder stage's anchor (KL divergence of "
                                  "the taggers' predictions without and with the updates); 0: plain MLM."),
