@@ -197,7 +197,8 @@ def add_language_cmd(
                                        "low-rank encoder updates (0.74 MB) by MLM on the same text, anchored "
                                        "so that the taggers still read what they read before. Experimental: "
                                        "it helped Maltese and Uyghur zero-shot and hurt Faroese, Arabic and "
-                                       "Chinese in our runs (BENCHMARKS.md)."),
+                                       "Chinese in our runs; give it text like what you will tag "
+                                       "(BENCHMARKS.md)."),
     adapt_steps: int = typer.Option(100, help="Steps of the --adapt-encoder stage."),
     anchor: float = typer.Option(1.0, help="Weight of the --adapt-encoder stage's anchor (KL divergence of "
                                  "the taggers' predictions without and with the updates); 0: plain MLM."),
