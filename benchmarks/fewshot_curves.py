@@ -314,38 +314,42 @@ def parse_variant(spec: str, profile: Profile) -> Variant:
                          "(known: r, t, l, lr, tlr, xt, ep, hlr, st, keep, uw, ku)")
     if given.get("ku", "0") not in ("0", "1"):
         raise SystemExit(f"{spec!r}: ku is 1 (keep add-language's encoder updates) or 0")
-    for key in ("r", "ep", "st"):
-        if key in given and not given[key].lstrip("-").isdigit():
-            raise SystemExit(f"{spec!r}: {key} is a whole number, not {given[key]!r}")
-    for key in ("lr", "tlr", "hlr", "keep", "uw", *(("xt",) if given.get("xt") != "none" else ())):
-        for value in given[key].split(":") if key in given else ():
-            try:
-                float(value)
-            except ValueError:
-                raise SystemExit(f"{spec!r}: {key} is a number (e.g. 3e-4), not {value!r}") from None
+    def number(key: str, default: Any, cast: type = float, text: str | None = None) -> Any:
+        """given[key] (or `text`, one of its ':'-separated parts) as a number, `default` where the key is not
+        given; a value that is no number stops with one line naming the key."""
+        if text is None and key not in given:
+            return default
+        text = given[key] if text is None else text
+        try:
+            return cast(text)
+        except ValueError:
+            kind = "a whole number" if cast is int else "a number (e.g. 3e-4)"
+            raise SystemExit(f"{spec!r}: {key} is {kind}, not {text!r}") from None
+
     try:
-        lora = LoraOptions(rank=int(given.get("r", profile.lora_rank)),
+        lora = LoraOptions(rank=number("r", profile.lora_rank, int),
                            targets=tuple(given["t"].split(":")) if "t" in given else tuple(profile.lora_targets),
-                           lr=float(given.get("lr", profile.lora_lr)),
+                           lr=number("lr", profile.lora_lr),
                            layers=given["l"].replace(":", ",") if "l" in given else profile.lora_layers,
-                           teacher_lr=float(given["tlr"]) if "tlr" in given else None,
+                           teacher_lr=number("tlr", None),
                            extra_teacher_lrs=LoraOptions.extra_teacher_lrs if "xt" not in given else () if
-                           given["xt"] == "none" else tuple(float(r) for r in given["xt"].split(":")))
+                           given["xt"] == "none" else tuple(number("xt", None, float, r)
+                                                            for r in given["xt"].split(":")))
         check_targets(lora.targets)
     except HxError as exc:
         raise SystemExit(f"{spec!r}: {exc}") from None
     if lora.rank < 1:
         raise SystemExit(f"{spec!r}: the rank must be at least 1")
-    self_train = int(given["st"]) if "st" in given else None
+    self_train = number("st", None, int)
     if self_train is not None and self_train < 0:
         raise SystemExit(f"{spec!r}: st is a number of raw sentences (0: no self-training)")
-    second_round = tuple((field, float(given[key])) for key, field in (("keep", "keep"), ("uw", "unsure_words"))
+    second_round = tuple((field, number(key, None)) for key, field in (("keep", "keep"), ("uw", "unsure_words"))
                          if key in given)
     try:
         SelfTraining(**dict(second_round)).validate()
     except HxError as exc:
         raise SystemExit(f"{spec!r}: {exc}") from None
-    return Variant(tune, lora, int(given.get("ep", profile.epochs)), float(given.get("hlr", profile.head_lr)),
+    return Variant(tune, lora, number("ep", profile.epochs, int), number("hlr", profile.head_lr),
                    self_train, second_round, given.get("ku") == "1")
 
 
