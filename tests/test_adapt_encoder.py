@@ -170,3 +170,47 @@ def test_the_anchored_terms_backpropagated_in_turn_train_as_their_sum(checkpoint
     for name, param in staged.lora["fo"].state_dict().items():
         assert torch.equal(param, together.lora["fo"].state_dict()[name]), name
     assert any(k.endswith(".B") and v.abs().sum() > 0 for k, v in staged.lora["fo"].state_dict().items())
+
+
+UNSEGMENTED = ["我们试试看。", "今天是六月十八号，也是她的生日！", "这是什么啊？", "密码是什么？", "我该去睡觉了。"]
+
+
+@pytest.mark.parametrize(("lines", "expected"), [
+    (UNSEGMENTED, True),
+    ([" ".join(line) for line in UNSEGMENTED], False),  # the same text with its "words" separated
+    (["きょうはいいてんきですね。", "カタカナもひらがなもある。"], True),
+    (["오늘은 날씨가 좋네요.", "한국어는 띄어쓰기를 합니다."], False),  # Hangul is written with spaces
+    (["Ürümqi is a city", "Maltese is written in Latin letters"], False),
+    (["English mostly, with one 中文词语 inside", "and more English text here"], False),
+])
+def test_a_corpus_in_a_script_without_spaces_is_told_apart(tmp_path: Path, lines: list[str],
+                                                            expected: bool) -> None:
+    from hxtool.data.corpus import unsegmented_script
+
+    corpus = tmp_path / "raw.txt"
+    corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert unsegmented_script(corpus) is expected
+
+
+def test_add_language_warns_before_adapting_the_encoder_on_unsegmented_text(checkpoint: Path,
+                                                                             tmp_path: Path) -> None:
+    """The warning comes with --adapt-encoder only (the row alone was not hurt by such text) and does not stop it."""
+    from typer.testing import CliRunner
+
+    from hxtool.cli import app
+
+    corpus = tmp_path / "zh.txt"
+    corpus.write_text("\n".join(UNSEGMENTED * 4) + "\n", encoding="utf-8")
+    base = ["add-language", "--code", "zh", "--corpus", str(corpus), "-c", str(checkpoint), "--steps", "1",
+            "--batch-size", "4", "--max-length", "32", "--quiet"]
+    runner = CliRunner()
+    adapted = runner.invoke(app, [*base, "--adapt-encoder", "--adapt-steps", "1", "--output", str(tmp_path / "a")])
+    assert adapted.exit_code == 0, adapted.output
+    assert "written without spaces" in adapted.stderr and "added zh" in adapted.stdout
+    row_only = runner.invoke(app, [*base, "--output", str(tmp_path / "b")])
+    assert row_only.exit_code == 0 and "written without spaces" not in row_only.output
+    segmented = tmp_path / "zh_segmented.txt"
+    segmented.write_text("\n".join(" ".join(line) for line in UNSEGMENTED * 4) + "\n", encoding="utf-8")
+    base[4] = str(segmented)
+    adapted = runner.invoke(app, [*base, "--adapt-encoder", "--adapt-steps", "1", "--output", str(tmp_path / "c")])
+    assert adapted.exit_code == 0 and "written without spaces" not in adapted.output

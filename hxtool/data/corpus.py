@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import hashlib
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,3 +143,27 @@ def iter_corpus_lines(path: str | Path, max_words: int = 200) -> Iterator[str]:
         yield from _cut(text, max_words)
     if not found:
         raise DataError(path, "empty corpus: no non-blank line")
+
+
+# Scripts written without spaces between words. Tagging reads a sentence word by word, so the pieces a text in
+# them yields unsegmented are pieces tagging never sees.
+UNSPACED_SCRIPTS = ("CJK UNIFIED IDEOGRAPH", "HIRAGANA", "KATAKANA", "THAI", "LAO", "KHMER", "MYANMAR")
+
+
+def unsegmented_script(path: str | Path, sample_lines: int = 2000) -> bool:
+    """Whether the corpus's first `sample_lines` lines are mostly letters of a script written without spaces
+    (UNSPACED_SCRIPTS) and its words were not separated: under one space per five other characters (raw Chinese
+    and Japanese text has about one per twenty, the same text with its words separated about one per two)."""
+    letters = unspaced = spaces = others = 0
+    for number, line in enumerate(iter_corpus_lines(path)):
+        if number == sample_lines:
+            break
+        for char in line:
+            if char.isspace():
+                spaces += 1
+                continue
+            others += 1
+            if char.isalpha():
+                letters += 1
+                unspaced += unicodedata.name(char, "").startswith(UNSPACED_SCRIPTS)
+    return letters > 0 and unspaced >= letters / 2 and spaces * 5 < others

@@ -1,0 +1,158 @@
+"""How far can the language row alone take zero-shot tagging? The ceiling of every row-only add-language.
+
+add-language learns one 64-number row from raw text; issue 10 asks that row to beat the untrained mean row
+by >= 1.0 UPOS on average. This measures how much any row could give on a pretraining: the row trained on
+the target's *labelled* sentences (the hypernetwork, the head and the encoder untouched; `fewshot --tune
+lang` on every sentence of the pool), against the mean row and the row add-language learns from raw text.
+`--fit test` trains the row on the test sentences themselves: an oracle, the most a row can do there.
+
+Usage:
+  python benchmarks/row_ceiling.py --checkpoint PRETRAINED --targets mt,ug,fo --output ceiling.json
+  (PRETRAINED: a pretrain-mlm checkpoint, e.g. the suite's --pretrained-cache DIR/checkpoint; it is copied,
+  never changed)
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from fewshot_curves import TARGETS, eval_data, hardware, mean_row_predictions  # noqa: E402
+
+from hxtool.config import TrainConfig  # noqa: E402
+from hxtool.data.labelled import LabelledData, read_labelled  # noqa: E402
+from hxtool.evaluation.metrics import upos_accuracy  # noqa: E402
+
+FITS = ("train", "test")
+
+
+def fit_data(data_dir: Path, target: str, fit: str, test: LabelledData) -> LabelledData | None:
+    """The labelled sentences the row is fitted on: the target's few-shot pool (its train file) or its test."""
+    if fit == "test":
+        return test
+    pool = TARGETS[target][1]
+    return read_labelled("pos", data_dir / pool) if pool else None
+
+
+def upos(gold: list[list[str]], predicted: list[list[str]]) -> float:
+    return round(100 * upos_accuracy(gold, predicted).value, 2)
+
+
+def save(args: argparse.Namespace, rows: list[dict[str, Any]], seconds: float) -> None:
+    """Written after every fitted row, so a run cut short keeps what it measured."""
+    result = {"meta": {"command": " ".join([Path(sys.executable).name, *sys.argv]),
+                       "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                       "hardware": hardware(), "device": args.device, "checkpoint": str(args.checkpoint),
+                       "seconds": round(seconds, 1)},
+              "rows": rows}
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.output.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=1))
+    tmp.replace(args.output)
+
+
+def measure(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
+    from hxtool.store.session import load_model
+    from hxtool.tagging import predict_tags
+    from hxtool.workflows.add_language import ADD_LANGUAGE_LR, add_language
+    from hxtool.workflows.fewshot import FEWSHOT_LR, fewshot, fewshot_steps
+
+    checkpoint = work / "checkpoint"
+    shutil.copytree(args.checkpoint, checkpoint)
+    model, meta = load_model(checkpoint, args.device)
+    sources = tuple(model.registry.pretrained_languages())
+    rows: list[dict[str, Any]] = []
+    start = time.perf_counter()
+    for target in args.targets:
+        test = eval_data(args.data_dir, target, args.eval_limit)
+        config = TrainConfig(steps=args.lang_steps, batch_size=args.batch_size, lr=ADD_LANGUAGE_LR,
+                             max_length=args.max_length, decay=False, warmup=0.0, seed=1)
+        add_language(model, meta, target, args.data_dir / "raw" / f"{target}.txt", checkpoint, config, quiet=True)
+        learned = upos(test.tags, predict_tags(model, "pos", target, test.words))
+        mean_row = upos(test.tags, mean_row_predictions(model, target, sources, test.words))
+        print(f"{target}: learned row {learned:.2f}, mean row {mean_row:.2f}", flush=True)
+        table = model.hypernet.embeddings.language.weight
+        index = model.registry.lang_index(target)
+        mean = table[[model.registry.lang_index(s) for s in sources]].mean(0).detach().clone()
+        snapshot = model.snapshot()
+        for fit in args.fits:
+            data = fit_data(args.data_dir, target, fit, test)
+            if data is None:
+                print(f"{target}: no {fit} file, skipped", flush=True)
+                continue
+            model.restore(snapshot)
+            with torch.no_grad():
+                table[index] = mean  # the ceiling starts where add-language starts
+            steps = fewshot_steps(len(data), args.batch_size, args.epochs)
+            config = TrainConfig(steps=steps, batch_size=args.batch_size, lr=FEWSHOT_LR, decay=False, warmup=0.0,
+                                 max_length=args.max_length, seed=1)
+            clock = time.perf_counter()
+            fewshot(model, meta, checkpoint, "pos", target, data, None, len(data), config, tune="lang", quiet=True,
+                    output=work / "fit")
+            ceiling = upos(test.tags, predict_tags(model, "pos", target, test.words))
+            moved = float((table[index].detach() - mean).norm())
+            print(f"{target}: row fitted on {len(data)} {fit} sentences, {args.epochs} epochs: {ceiling:.2f} "
+                  f"({ceiling - mean_row:+.2f} over the mean row; moved {moved:.2f})", flush=True)
+            rows.append({"target": target, "fit": fit, "sentences": len(data), "epochs": args.epochs,
+                         "steps": steps, "upos_learned_row": learned, "upos_mean_row": mean_row,
+                         "upos_fitted_row": ceiling, "fitted_minus_mean": round(ceiling - mean_row, 2),
+                         "learned_minus_mean": round(learned - mean_row, 2), "row_moved_l2": round(moved, 3),
+                         "mean_row_norm": round(float(mean.norm()), 3),
+                         "seconds": round(time.perf_counter() - clock, 1)})
+            save(args, rows, time.perf_counter() - start)
+        model.restore(snapshot)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", type=Path, required=True, help="a pretrain-mlm checkpoint (copied first)")
+    parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--targets", default="mt,ug,fo", help="comma-separated: " + ", ".join(TARGETS))
+    parser.add_argument("--fits", default="train", help="comma-separated: train (the target's labelled pool; the "
+                        "development languages have none) and/or test (an oracle)")
+    parser.add_argument("--epochs", type=int, default=3, help="passes of the row over the fitted sentences")
+    parser.add_argument("--lang-steps", type=int, default=100, help="add-language's steps (the suite's A)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--max-length", type=int, default=64)
+    parser.add_argument("--eval-limit", type=int, default=0, help="score only the first k test sentences (0: all)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--output", type=Path, required=True)
+    args = parser.parse_args(argv)
+    args.targets = [t for t in args.targets.split(",") if t]
+    args.fits = [f for f in args.fits.split(",") if f]
+    unknown = sorted(set(args.targets) - set(TARGETS)) + sorted(set(args.fits) - set(FITS))
+    if unknown:
+        parser.error(f"unknown: {', '.join(unknown)}")
+    if not (args.checkpoint / "config.json").is_file():
+        parser.error(f"--checkpoint {args.checkpoint}: no checkpoint there (config.json missing)")
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="row-ceiling-") as tmp:
+        rows = measure(args, Path(tmp))
+    save(args, rows, time.perf_counter() - start)
+    for fit in args.fits:
+        mine = [r for r in rows if r["fit"] == fit]
+        if mine:
+            average = sum(r["fitted_minus_mean"] for r in mine) / len(mine)
+            print(f"row fitted on {fit}: {average:+.2f} over the mean row on average "
+                  f"({', '.join(r['target'] for r in mine)})")
+    print(f"results: {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,103 @@
+"""benchmarks/row_ceiling.py on the tiny pretrained checkpoint and toy data in ../shared/data's layout."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import TINY_DATA, benchmark_module
+
+# fo's toy files stand in for a target with a pool (mt) and for a development language without one (kk).
+LAYOUT = {"ud/mt_mudt/train.conllu": "fo-pos-train.conllu", "ud/mt_mudt/test.conllu": "fo-pos-test.conllu",
+          "raw/mt.txt": "fo-raw.txt", "ud/kk_ktb/test.conllu": "fo-pos-test.conllu", "raw/kk.txt": "fo-raw.txt"}
+SMALL = ["--lang-steps", "2", "--epochs", "1", "--batch-size", "4", "--max-length", "32", "--eval-limit", "6"]
+
+
+@pytest.fixture(scope="module")
+def ceiling():
+    yield from benchmark_module("row_ceiling")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    root = tmp_path / "data"
+    for dest, source in LAYOUT.items():
+        (root / dest).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(TINY_DATA / source, root / dest)
+    return root
+
+
+def digest(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_the_row_is_fitted_from_the_mean_row_on_each_labelled_set(ceiling, checkpoint, data_dir, tmp_path,
+                                                                   monkeypatch):
+    """Each fit starts from the mean of the pretrained rows (where add-language starts), trains the row
+    alone on every sentence of the set, and the checkpoint given is never changed; a development language
+    has no train set, so only its test fit runs."""
+    import hxtool.workflows.fewshot as fewshot_module
+    from hxtool.data.labelled import read_labelled
+
+    real = fewshot_module.fewshot
+    calls = []
+
+    def watched(model, meta, checkpoint_, task, lang, data, eval_data, n, config, tune, **kwargs):
+        table = model.hypernet.embeddings.language.weight.detach()
+        sources = [model.registry.lang_index(s) for s in model.registry.pretrained_languages()]
+        start = table[model.registry.lang_index(lang)].clone()
+        before = {k: v.clone() for k, v in model.learned_state_dict().items() if "language" not in k}
+        report = real(model, meta, checkpoint_, task, lang, data, eval_data, n, config, tune, **kwargs)
+        after = model.learned_state_dict()
+        calls.append({"lang": lang, "tune": tune, "n": n, "steps": config.steps,
+                      "starts_at_mean": torch.equal(start, table[sources].mean(0)),
+                      "row_moved": not torch.equal(start, table[model.registry.lang_index(lang)]),
+                      "others_kept": all(torch.equal(v, after[k]) for k, v in before.items())})
+        return report
+
+    monkeypatch.setattr(fewshot_module, "fewshot", watched)
+    kept = digest(checkpoint)
+    out = tmp_path / "ceiling.json"
+    assert ceiling.main(["--checkpoint", str(checkpoint), "--data-dir", str(data_dir), "--targets", "mt,kk",
+                         "--fits", "train,test", "--output", str(out), *SMALL]) == 0
+    assert digest(checkpoint) == kept
+
+    train = len(read_labelled("pos", data_dir / "ud/mt_mudt/train.conllu"))
+    assert [(c["lang"], c["n"]) for c in calls] == [("mt", train), ("mt", 6), ("kk", 6)]
+    for call in calls:
+        assert call["tune"] == "lang" and call["starts_at_mean"] and call["row_moved"] and call["others_kept"]
+        assert call["steps"] == math.ceil(call["n"] / 4)
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["target"], r["fit"], r["sentences"]) for r in rows] == [("mt", "train", train), ("mt", "test", 6),
+                                                                       ("kk", "test", 6)]
+    for row in rows:
+        assert row["fitted_minus_mean"] == pytest.approx(row["upos_fitted_row"] - row["upos_mean_row"], abs=0.011)
+        assert row["learned_minus_mean"] == pytest.approx(row["upos_learned_row"] - row["upos_mean_row"], abs=0.011)
+        assert row["row_moved_l2"] > 0
+    mt = [r for r in rows if r["target"] == "mt"]
+    assert mt[0]["upos_mean_row"] == mt[1]["upos_mean_row"] and mt[0]["upos_learned_row"] == mt[1]["upos_learned_row"]
+
+
+def test_bad_arguments_stop_before_any_work(ceiling, checkpoint, data_dir, tmp_path, capsys):
+    out = ["--output", str(tmp_path / "x.json"), "--data-dir", str(data_dir)]
+    for argv, message in ((["--checkpoint", str(checkpoint), "--targets", "mt,xx"], "unknown: xx"),
+                          (["--checkpoint", str(checkpoint), "--fits", "dev"], "unknown: dev"),
+                          (["--checkpoint", str(tmp_path / "none")], "no checkpoint there")):
+        with pytest.raises(SystemExit):
+            ceiling.main([*argv, *out])
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "x.json").exists()
