@@ -47,6 +47,16 @@ TINY_RECIPE = REPO / "recipes" / "tiny.toml"
 TINY_DATA = REPO / "recipes" / "tiny"
 
 
+def tiny_data_dir(root: Path, layout: dict[str, str]) -> Path:
+    """A data folder in ../shared/data's layout (`layout`: its path -> a file of the tiny recipe's toy data)."""
+    import shutil
+
+    for dest, source in layout.items():
+        (root / dest).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(TINY_DATA / source, root / dest)
+    return root
+
+
 def benchmark_module(name: str) -> Iterator[ModuleType]:
     """Import the script benchmarks/<name>.py as a module for a fixture to yield (the scripts are no package)."""
     import importlib.util

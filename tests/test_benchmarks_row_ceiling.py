@@ -5,13 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import TINY_DATA, benchmark_module
+from conftest import benchmark_module, tiny_data_dir
 
 # fo's toy files stand in for a target with a pool (mt) and for a development language without one (kk).
 LAYOUT = {"ud/mt_mudt/train.conllu": "fo-pos-train.conllu", "ud/mt_mudt/test.conllu": "fo-pos-test.conllu",
@@ -24,21 +23,9 @@ def ceiling():
     yield from benchmark_module("row_ceiling")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
-    root = tmp_path / "data"
-    for dest, source in LAYOUT.items():
-        (root / dest).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(TINY_DATA / source, root / dest)
-    return root
+    return tiny_data_dir(tmp_path / "data", LAYOUT)
 
 
 def digest(folder: Path) -> dict[str, str]:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import TINY_DATA, benchmark_module
+from conftest import benchmark_module, tiny_data_dir
 # The shared data's layout, filled from the tiny recipe's toy files (fo stands in for kk).
 LAYOUT = {"ud/en_ewt/train.conllu": "en-pos-train.conllu", "ud/tr_imst/train.conllu": "tr-pos-train.conllu",
           "ud/kk_ktb/train.conllu": "fo-pos-train.conllu", "ner/en/train.tsv": "en-ner-train.tsv",
@@ -34,11 +33,7 @@ def _one_thread():
 
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
-    root = tmp_path / "data"
-    for dest, source in LAYOUT.items():
-        (root / dest).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(TINY_DATA / source, root / dest)
-    return root
+    return tiny_data_dir(tmp_path / "data", LAYOUT)
 
 
 def test_both_systems_and_the_diagnostics_are_scored(unseen, data_dir, tmp_path, monkeypatch, capsys) -> None:
