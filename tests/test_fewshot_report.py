@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TINY_DATA, benchmark_module
+from conftest import TINY_DATA, benchmark_module, tiny_data_dir
 
 
 @pytest.fixture(scope="module")
@@ -195,14 +195,9 @@ def test_auto_is_scored_from_the_runs_of_the_modes_it_picks(curves, tmp_path):
     """`auto` at n < 20 is lang+head and at n >= 20 lang+head+lora plus self-training: the suite runs each
     recipe once and records the copy under every system that asks for it; variants carry their own options
     (`st=0`: no self-training)."""
-    import shutil
-
     import torch
 
-    data = tmp_path / "data"
-    for dest, source in SUITE_LAYOUT.items():
-        (data / dest).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(TINY_DATA / source, data / dest)
+    data = tiny_data_dir(tmp_path / "data", SUITE_LAYOUT)
     out = tmp_path / "run.json"
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -252,15 +247,11 @@ def test_auto_is_scored_from_the_runs_of_the_modes_it_picks(curves, tmp_path):
 
 
 def test_balanced_pretraining_gives_pos_the_share_of_s_steps(curves, tmp_path):
-    import shutil
-
     from hxtool.data.corpus import corpus_info
     from hxtool.data.labelled import read_labelled
     from hxtool.training.sampler import temperature_probabilities
 
-    for dest, source in SUITE_LAYOUT.items():
-        (tmp_path / dest).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(TINY_DATA / source, tmp_path / dest)
+    tiny_data_dir(tmp_path, SUITE_LAYOUT)
     profile = dataclasses.replace(curves.PROFILES["quick"], source_steps=500, lang_steps=100, balanced=True)
     recipe = curves.hxtool_recipe(profile, tmp_path)
     weights = [src.weight for src in recipe.data] + [src.weight for src in recipe.mlm]
@@ -279,9 +270,7 @@ def test_mlm_recipe_adds_mlm_only_languages_and_keeps_the_pos_share(curves, tmp_
     from hxtool.data.labelled import read_labelled
     from hxtool.training.sampler import temperature_probabilities
 
-    for dest, source in SUITE_LAYOUT.items():
-        (tmp_path / dest).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(TINY_DATA / source, tmp_path / dest)
+    tiny_data_dir(tmp_path, SUITE_LAYOUT)
     for lang in ("it", "az"):
         shutil.copy(TINY_DATA / SUITE_LAYOUT["raw/en.txt"], tmp_path / "raw" / f"{lang}.txt")
     many = tmp_path / "many.toml"  # en (a source) and ug (a target) are left out of the extra languages
@@ -419,14 +408,9 @@ def test_report_renames_a_variant_and_takes_chosen_shots(curves, tmp_path):
 def test_pretrained_cache_reuses_one_pretraining_and_refuses_another_recipe(curves, tmp_path):
     """--pretrained-cache: the first run pretrains and keeps the checkpoint, a second run with the same recipe
     copies it (same scores, the stage says where from), a run with another recipe stops before training."""
-    import shutil
-
     import torch
 
-    data = tmp_path / "data"
-    for dest, source in SUITE_LAYOUT.items():
-        (data / dest).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(TINY_DATA / source, data / dest)
+    data = tiny_data_dir(tmp_path / "data", SUITE_LAYOUT)
     cache = tmp_path / "cache"
 
     def run(name: str, steps: str) -> dict:
@@ -479,16 +463,11 @@ def test_report_joins_zero_shot_cells_of_another_add_language_to_few_shot_cells(
 def test_zero_shot_development_languages_run_at_n_0_only(curves, tmp_path, capsys):
     """kk, ta, zh, ar are targets for zero-shot choices only: they need no few-shot pool (none is read), and
     asking them for shots stops before any work with one line."""
-    import shutil
-
     import torch
 
-    data = tmp_path / "data"
     layout = {**{k: v for k, v in SUITE_LAYOUT.items() if k.startswith(("ud/en", "ud/tr", "raw/en", "raw/tr"))},
               "ud/kk_ktb/test.conllu": "fo-pos-test.conllu", "raw/kk.txt": "fo-raw.txt"}
-    for dest, source in layout.items():
-        (data / dest).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(TINY_DATA / source, data / dest)
+    data = tiny_data_dir(tmp_path / "data", layout)
     args = ["--quick", "--systems", "hxtool", "--data-dir", str(data), "--base-model", "tiny-random:xlm-roberta",
             "--source-steps", "4", "--lang-steps", "2", "--targets", "kk", "--eval-limit", "8"]
     with pytest.raises(SystemExit):
