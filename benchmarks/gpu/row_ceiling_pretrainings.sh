@@ -31,15 +31,11 @@ else
   SUITE="--lang-steps 3 --eval-limit 20 --source-steps 6"; BUDGET=${BUDGET:-400}; S2=8; MANY=6; MB=4; EP=1; LIM=20; LA=3
 fi
 echo "setup done after $(( $(date +%s) - T0 )) s"
-( while true; do tar czf $OUTD/.r.tgz -C $RES . 2>/dev/null && mv $OUTD/.r.tgz $OUTD/results.tgz; sleep 15; done ) &
-PACK=$!
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > $RES/gpu.txt 2>&1
-python3 -c "import torch,transformers,sys;print(sys.version,torch.__version__,transformers.__version__)" >> $RES/gpu.txt
+start_packing $RES
 export OMP_NUM_THREADS=2
 V="--device $DEV --data-dir $DATA --base-model $BASE $SUITE --systems hxtool --shots 0 --targets mt,ug,fo"
 C="python3 benchmarks/row_ceiling.py --device $DEV --data-dir $DATA --epochs $EP --eval-limit $LIM"
 LA="--lang-steps $LA"
-job() { name=$1; shift; ( timeout $BUDGET bash -c "$*" > $RES/$name.log 2>&1; echo "exit $?" >> $RES/$name.log ) & }
 # 1. the suite's pretraining (S = 500, en/tr POS + MLM): the GPU twin of the CPU ceiling
 job suite "python3 benchmarks/fewshot_curves.py $V --pretrained-cache $CK/suite --output $RES/suite_n0.json && \
   $C $LA --checkpoint $CK/suite/checkpoint --targets mt,ug,fo,kk,ar --fits train,test --output $RES/ceiling_suite.json"
@@ -50,7 +46,5 @@ job s2000 "python3 benchmarks/fewshot_curves.py $V --source-steps $S2 --pretrain
 job many "python3 -m hxtool.cli pretrain-mlm recipes/many-languages.toml --data-dir $DATA --base-model $BASE \
   --steps $MANY --batch-size $MB --device $DEV --save-every 0 -q --output $CK/many && \
   $C $LA --checkpoint $CK/many --targets mt,ug,fo --fits train,test --output $RES/ceiling_many.json"
-wait $(jobs -p | grep -v "^$PACK$") 2>/dev/null
-sleep 1
-kill $PACK; tar czf $OUTD/results.tgz -C $RES .
+finish
 echo "all done after $(( $(date +%s) - T0 )) s"; tail -n 4 $RES/*.log
