@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import math
 import shutil
 import sys
 import tempfile
@@ -36,6 +35,7 @@ from fewshot_curves import TARGETS, eval_data, hardware, mean_row_predictions  #
 from hxtool.config import TrainConfig  # noqa: E402
 from hxtool.data.labelled import LabelledData, read_labelled  # noqa: E402
 from hxtool.evaluation.metrics import upos_accuracy  # noqa: E402
+from hxtool.store.atomic import atomic_write_text  # noqa: E402
 
 FITS = ("train", "test")
 
@@ -60,15 +60,13 @@ def save(args: argparse.Namespace, rows: list[dict[str, Any]], seconds: float) -
                        "seconds": round(seconds, 1)},
               "rows": rows}
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.output.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=1))
-    tmp.replace(args.output)
+    atomic_write_text(args.output, json.dumps(result, indent=1))
 
 
 def measure(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
     from hxtool.store.session import load_model
     from hxtool.tagging import predict_tags
-    from hxtool.workflows.add_language import ADD_LANGUAGE_LR, add_language
+    from hxtool.workflows.add_language import ADD_LANGUAGE_LR, add_language, initial_row
     from hxtool.workflows.fewshot import FEWSHOT_LR, fewshot, fewshot_steps
 
     checkpoint = work / "checkpoint"
@@ -87,7 +85,7 @@ def measure(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
         print(f"{target}: learned row {learned:.2f}, mean row {mean_row:.2f}", flush=True)
         table = model.hypernet.embeddings.language.weight
         index = model.registry.lang_index(target)
-        mean = table[[model.registry.lang_index(s) for s in sources]].mean(0).detach().clone()
+        mean = initial_row(model, "mean")  # where add-language starts: the pretrained rows' mean
         snapshot = model.snapshot()
         for fit in args.fits:
             data = fit_data(args.data_dir, target, fit, test)
