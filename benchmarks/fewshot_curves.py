@@ -188,11 +188,16 @@ def eval_data(data_dir: Path, target: str, limit: int) -> LabelledData:
     return data.subset(list(range(min(limit, len(data))))) if limit else data
 
 
+def target_pool(data_dir: Path, target: str) -> LabelledData | None:
+    """The target's labelled pool (its train file), None for a development language (it has none)."""
+    pool = TARGETS[target][1]
+    return read_labelled("pos", data_dir / pool) if pool else None
+
+
 def shot_pool(data_dir: Path, target: str, profile: Profile) -> LabelledData | None:
     """The target's few-shot pool, or None where the profile asks for n = 0 only (main refuses n > 0 for a
     target without one)."""
-    pool = TARGETS[target][1]
-    return read_labelled("pos", data_dir / pool) if pool and any(n > 0 for n in profile.shots) else None
+    return target_pool(data_dir, target) if any(n > 0 for n in profile.shots) else None
 
 
 def shots_for(pool: LabelledData, n: int, seed: int) -> LabelledData:

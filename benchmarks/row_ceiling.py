@@ -30,10 +30,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from fewshot_curves import TARGETS, eval_data, hardware, mean_row_predictions  # noqa: E402
+from fewshot_curves import TARGETS, eval_data, hardware, mean_row_predictions, target_pool  # noqa: E402
 
 from hxtool.config import TrainConfig  # noqa: E402
-from hxtool.data.labelled import LabelledData, read_labelled  # noqa: E402
+from hxtool.data.labelled import LabelledData  # noqa: E402
 from hxtool.evaluation.metrics import upos_accuracy  # noqa: E402
 from hxtool.store.atomic import atomic_write_text  # noqa: E402
 
@@ -42,10 +42,7 @@ FITS = ("train", "test")
 
 def fit_data(data_dir: Path, target: str, fit: str, test: LabelledData) -> LabelledData | None:
     """The labelled sentences the row is fitted on: the target's few-shot pool (its train file) or its test."""
-    if fit == "test":
-        return test
-    pool = TARGETS[target][1]
-    return read_labelled("pos", data_dir / pool) if pool else None
+    return test if fit == "test" else target_pool(data_dir, target)
 
 
 def upos(gold: list[list[str]], predicted: list[list[str]]) -> float:
