@@ -5,6 +5,8 @@ by >= 1.0 UPOS on average. This measures how much any row could give on a pretra
 the target's *labelled* sentences (the hypernetwork, the head and the encoder untouched; `fewshot --tune
 lang` on every sentence of the pool), against the mean row and the row add-language learns from raw text.
 `--fit test` trains the row on the test sentences themselves: an oracle, the most a row can do there.
+`--known-rows` also tags each target with every pretrained language's row in its place and measures the MLM
+loss of the target's raw text under each: which known row would serve it best, and would raw text find it?
 
 Usage:
   python benchmarks/row_ceiling.py --checkpoint PRETRAINED --targets mt,ug,fo --output ceiling.json
@@ -49,18 +51,62 @@ def upos(gold: list[list[str]], predicted: list[list[str]]) -> float:
     return round(100 * upos_accuracy(gold, predicted).value, 2)
 
 
-def save(args: argparse.Namespace, rows: list[dict[str, Any]], seconds: float) -> None:
-    """Written after every fitted row, so a run cut short keeps what it measured."""
+def ranks(values: list[float]) -> list[float]:
+    """1-based ranks, ties sharing their mean rank."""
+    order = sorted(range(len(values)), key=values.__getitem__)
+    out = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in order[i:j + 1]:
+            out[k] = (i + j) / 2 + 1
+        i = j + 1
+    return out
+
+
+def spearman(x: list[float], y: list[float]) -> float | None:
+    """Rank correlation (Pearson's r of the ranks); None when either side is constant."""
+    rx, ry = ranks(x), ranks(y)
+    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
+    sxy = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
+    sxx, syy = sum((a - mx) ** 2 for a in rx), sum((b - my) ** 2 for b in ry)
+    return round(sxy / (sxx * syy) ** 0.5, 3) if sxx and syy else None
+
+
+def known_rows(model, target: str, test: LabelledData, corpus: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Zero-shot UPOS with each pretrained language's row in the target's place, and the MLM loss of the target's
+    raw text under that row (fixed batches, dropout off). A negative correlation means: the lower the loss, the
+    better the tagging, so raw text could pick the row."""
+    from add_language_probe import fixed_batches, mlm_loss
+
+    batches = fixed_batches(model, corpus, args.known_row_batches, args.batch_size, args.max_length)
+    scored = []
+    for code in model.registry.pretrained_languages():
+        tagged = upos(test.tags, mean_row_predictions(model, target, (code,), test.words))
+        scored.append({"row": code, "upos": tagged,
+                       "mlm_loss": round(mlm_loss(model, batches, model.registry.lang_index(code)), 4)})
+    best = max(scored, key=lambda r: r["upos"])
+    lowest = min(scored, key=lambda r: r["mlm_loss"])
+    return {"target": target, "rows": scored, "best_row": best["row"], "best_upos": best["upos"],
+            "lowest_loss_row": lowest["row"], "lowest_loss_upos": lowest["upos"],
+            "spearman_loss_upos": spearman([r["mlm_loss"] for r in scored], [r["upos"] for r in scored])}
+
+
+def save(args: argparse.Namespace, found: dict[str, list[dict[str, Any]]], seconds: float) -> None:
+    """Written after every target and every fitted row, so a run cut short keeps what it measured."""
     result = {"meta": {"command": " ".join([Path(sys.executable).name, *sys.argv]),
                        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                        "hardware": hardware(), "device": args.device, "checkpoint": str(args.checkpoint),
                        "seconds": round(seconds, 1)},
-              "rows": rows}
+              **found}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.output, json.dumps(result, indent=1))
 
 
-def measure(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
+def measure(args: argparse.Namespace, work: Path) -> dict[str, list[dict[str, Any]]]:
+    """{"zero_shot": learned and mean row per target, "rows": one per fitted row, "known_rows": per target}."""
     from hxtool.store.session import load_model
     from hxtool.tagging import predict_tags
     from hxtool.workflows.add_language import ADD_LANGUAGE_LR, add_language, initial_row
@@ -70,7 +116,8 @@ def measure(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
     shutil.copytree(args.checkpoint, checkpoint)
     model, meta = load_model(checkpoint, args.device)
     sources = tuple(model.registry.pretrained_languages())
-    rows: list[dict[str, Any]] = []
+    found: dict[str, list[dict[str, Any]]] = {"zero_shot": [], "rows": [], "known_rows": []}
+    rows = found["rows"]
     start = time.perf_counter()
     for target in args.targets:
         test = eval_data(args.data_dir, target, args.eval_limit)
@@ -80,6 +127,15 @@ def measure(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
         learned = upos(test.tags, predict_tags(model, "pos", target, test.words))
         mean_row = upos(test.tags, mean_row_predictions(model, target, sources, test.words))
         print(f"{target}: learned row {learned:.2f}, mean row {mean_row:.2f}", flush=True)
+        found["zero_shot"].append({"target": target, "upos_learned_row": learned, "upos_mean_row": mean_row,
+                                   "learned_minus_mean": round(learned - mean_row, 2)})
+        if args.known_rows:
+            known = known_rows(model, target, test, args.data_dir / "raw" / f"{target}.txt", args)
+            found["known_rows"].append(known)
+            print(f"{target}: best known row {known['best_row']} {known['best_upos']:.2f}; lowest MLM loss "
+                  f"{known['lowest_loss_row']} {known['lowest_loss_upos']:.2f}; Spearman(loss, UPOS) "
+                  f"{known['spearman_loss_upos']}", flush=True)
+        save(args, found, time.perf_counter() - start)
         table = model.hypernet.embeddings.language.weight
         index = model.registry.lang_index(target)
         mean = initial_row(model, "mean")  # where add-language starts: the pretrained rows' mean
@@ -108,9 +164,9 @@ def measure(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
                          "learned_minus_mean": round(learned - mean_row, 2), "row_moved_l2": round(moved, 3),
                          "mean_row_norm": round(float(mean.norm()), 3),
                          "seconds": round(time.perf_counter() - clock, 1)})
-            save(args, rows, time.perf_counter() - start)
+            save(args, found, time.perf_counter() - start)
         model.restore(snapshot)
-    return rows
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,6 +181,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--eval-limit", type=int, default=0, help="score only the first k test sentences (0: all)")
+    parser.add_argument("--known-rows", action="store_true", help="also tag each target with every pretrained "
+                        "language's row in its place, and score its raw text's MLM loss under each")
+    parser.add_argument("--known-row-batches", type=int, default=6, help="fixed MLM batches per target for "
+                        "--known-rows")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--output", type=Path, required=True)
     args = parser.parse_args(argv)
@@ -137,8 +197,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--checkpoint {args.checkpoint}: no checkpoint there (config.json missing)")
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="row-ceiling-") as tmp:
-        rows = measure(args, Path(tmp))
-    save(args, rows, time.perf_counter() - start)
+        found = measure(args, Path(tmp))
+    save(args, found, time.perf_counter() - start)
+    rows = found["rows"]
     for fit in args.fits:
         mine = [r for r in rows if r["fit"] == fit]
         if mine:

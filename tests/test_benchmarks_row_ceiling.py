@@ -88,3 +88,37 @@ def test_bad_arguments_stop_before_any_work(ceiling, checkpoint, data_dir, tmp_p
             ceiling.main([*argv, *out])
         assert message in capsys.readouterr().err
     assert not (tmp_path / "x.json").exists()
+
+
+def test_known_rows_score_each_pretrained_row_in_the_targets_place(ceiling, checkpoint, data_dir, tmp_path):
+    """--known-rows tags the target with each pretrained language's row: the same tags as tagging the test
+    file *as* that language (its own row, the shared head), and the MLM loss of the target's text under it."""
+    from hxtool.evaluation.metrics import upos_accuracy
+    from hxtool.store.session import load_model
+    from hxtool.tagging import predict_tags
+
+    out = tmp_path / "known.json"
+    assert ceiling.main(["--checkpoint", str(checkpoint), "--data-dir", str(data_dir), "--targets", "mt",
+                         "--fits", "", "--known-rows", "--known-row-batches", "2", "--output", str(out), *SMALL]) == 0
+    result = json.loads(out.read_text())
+    assert result["rows"] == [] and [z["target"] for z in result["zero_shot"]] == ["mt"]
+    [known] = result["known_rows"]
+    model, _ = load_model(checkpoint, "cpu")
+    test = ceiling.eval_data(data_dir, "mt", 6)
+    languages = model.registry.pretrained_languages()
+    assert [r["row"] for r in known["rows"]] == languages and len(languages) >= 2
+    for row in known["rows"]:
+        as_language = predict_tags(model, "pos", row["row"], test.words)
+        assert row["upos"] == round(100 * upos_accuracy(test.tags, as_language).value, 2)
+        assert math.isfinite(row["mlm_loss"]) and row["mlm_loss"] > 0
+    assert known["best_upos"] == max(r["upos"] for r in known["rows"])
+    assert known["lowest_loss_row"] == min(known["rows"], key=lambda r: r["mlm_loss"])["row"]
+    assert len({r["mlm_loss"] for r in known["rows"]}) == len(languages)  # each row its own adapters
+
+
+def test_spearman_ranks_ties_and_constants(ceiling):
+    assert ceiling.ranks([3.0, 1.0, 1.0, 2.0]) == [4.0, 1.5, 1.5, 3.0]
+    assert ceiling.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == 1.0
+    assert ceiling.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == -1.0
+    assert ceiling.spearman([1, 2, 3], [5, 5, 5]) is None
+    assert ceiling.spearman([1, 2, 3, 4], [1, 3, 2, 4]) == 0.8
