@@ -193,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(args.targets) - set(TARGETS)) + sorted(set(args.fits) - set(FITS))
     if unknown:
         parser.error(f"unknown: {', '.join(unknown)}")
+    if args.known_row_batches < 1:
+        parser.error("--known-row-batches must be at least 1")
     if not (args.checkpoint / "config.json").is_file():
         parser.error(f"--checkpoint {args.checkpoint}: no checkpoint there (config.json missing)")
     start = time.perf_counter()

@@ -83,6 +83,7 @@ def test_bad_arguments_stop_before_any_work(ceiling, checkpoint, data_dir, tmp_p
     out = ["--output", str(tmp_path / "x.json"), "--data-dir", str(data_dir)]
     for argv, message in ((["--checkpoint", str(checkpoint), "--targets", "mt,xx"], "unknown: xx"),
                           (["--checkpoint", str(checkpoint), "--fits", "dev"], "unknown: dev"),
+                          (["--checkpoint", str(checkpoint), "--known-row-batches", "0"], "at least 1"),
                           (["--checkpoint", str(tmp_path / "none")], "no checkpoint there")):
         with pytest.raises(SystemExit):
             ceiling.main([*argv, *out])
