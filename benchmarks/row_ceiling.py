@@ -19,10 +19,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import shutil
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -51,28 +53,14 @@ def upos(gold: list[list[str]], predicted: list[list[str]]) -> float:
     return round(100 * upos_accuracy(gold, predicted).value, 2)
 
 
-def ranks(values: list[float]) -> list[float]:
-    """1-based ranks, ties sharing their mean rank."""
-    order = sorted(range(len(values)), key=values.__getitem__)
-    out = [0.0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for k in order[i:j + 1]:
-            out[k] = (i + j) / 2 + 1
-        i = j + 1
-    return out
-
-
 def spearman(x: list[float], y: list[float]) -> float | None:
-    """Rank correlation (Pearson's r of the ranks); None when either side is constant."""
-    rx, ry = ranks(x), ranks(y)
-    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
-    sxy = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
-    sxx, syy = sum((a - mx) ** 2 for a in rx), sum((b - my) ** 2 for b in ry)
-    return round(sxy / (sxx * syy) ** 0.5, 3) if sxx and syy else None
+    """Rank correlation (ties share their mean rank); None when either side is constant."""
+    from scipy.stats import spearmanr  # scipy comes with seqeval's scikit-learn
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a constant side warns and gives nan: reported as None
+        r = float(spearmanr(x, y)[0])
+    return None if math.isnan(r) else round(r, 3)
 
 
 def known_rows(model, target: str, test: LabelledData, corpus: Path, args: argparse.Namespace) -> dict[str, Any]:
